@@ -1,0 +1,39 @@
+# The two commands a fresh machine needs: `make demo` and `make test`.
+# Each bootstraps .venv with pinned torch/torchvision (from the machine's local package index)
+# and, when run as root, Debian's Fashion-MNIST package.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.trendcli-installed
+FMNIST  := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+TORCH   := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup demo test test-all bench clean-runs
+
+setup: $(STAMP) $(FMNIST)
+
+$(STAMP): pyproject.toml plugins/trend-example/pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[test]' $(TORCH)
+	$(BIN)/pip install -q -e plugins/trend-example
+	touch $(STAMP)
+
+$(FMNIST):
+	@if [ -f $(FMNIST) ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y -q dataset-fashion-mnist || (apt-get update -q && apt-get install -y -q dataset-fashion-mnist)) >/dev/null; \
+	else echo "note: Fashion-MNIST not found; as root: apt-get install dataset-fashion-mnist (or pass --data-dir)"; fi
+
+demo: setup
+	$(BIN)/trend run examples/fashion-mnist.toml
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean-runs:
+	rm -rf runs

@@ -1,0 +1,1 @@
+"""Built-in architectures, registered through the trendcli entry-point group like any plugin."""

@@ -1,0 +1,1 @@
+"""Built-in attacks, registered through the trendcli entry-point group like any plugin."""
