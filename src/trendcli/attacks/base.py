@@ -1,0 +1,273 @@
+"""What every attack shares: input checks, the attack-mode context, losses, layout choice.
+
+An attack is a frozen dataclass whose fields are its parameters; ``attack(model, x, y)``
+returns ``x_adv`` (float32, the shape of ``x``, values in [0, 1]). The model is any
+``nn.Module`` mapping images in [0, 1] ``[N, C, H, W]`` to logits ``[N, classes]``; attacks
+differentiate through it with autograd (zoo members carry their quantizers' BPDA backward).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import weakref
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import UsageError
+
+__all__ = [
+    "Attack",
+    "attack_mode",
+    "check_batch",
+    "check_count",
+    "check_nonnegative",
+    "check_positive",
+    "choose_chunk_size",
+    "choose_layout",
+    "margin",
+    "model_memory_format",
+    "random_start",
+    "success_mask",
+]
+
+
+# -- checks ------------------------------------------------------------------------------
+
+
+def check_batch(x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None) -> None:
+    """Raise UsageError unless x is a float [N, C, H, W] batch in [0, 1] and y int64 [N]."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise UsageError(f"attack input must be a float tensor [N, C, H, W], got {shape}")
+    for name, labels in (("labels", y), ("target labels", target)):
+        if labels is None:
+            continue
+        if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.ndim != 1:
+            raise UsageError(f"{name} must be an int64 tensor [N]; convert with .long()")
+        if len(labels) != len(x):
+            raise UsageError(f"{len(x)} images but {len(labels)} {name}")
+    if x.numel() and bool(((x < 0) | (x > 1)).any()):  # one host sync per call, not per step
+        raise UsageError("attack input must lie in [0, 1]; pass images before normalization")
+
+
+def check_positive(**values: float) -> None:
+    """Raise UsageError naming the first value that is not > 0."""
+    for name, value in values.items():
+        if not value > 0:
+            raise UsageError(f"{name} must be positive, got {value}")
+
+
+def check_nonnegative(**values: float) -> None:
+    """Raise UsageError naming the first value that is not >= 0 (NaN included)."""
+    for name, value in values.items():
+        if not value >= 0:
+            raise UsageError(f"{name} must be >= 0, got {value}")
+
+
+def check_count(**values: int) -> None:
+    """Raise UsageError naming the first count that is not an int >= 1."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UsageError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+# -- model state -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def attack_mode(models: nn.Module | Sequence[nn.Module]) -> Iterator[None]:
+    """Eval mode and frozen parameters for the duration; both restored afterwards.
+
+    Freezing the parameters (``requires_grad_(False)``) lets autograd skip every weight
+    gradient, so a backward pass computes only what the input gradient needs.
+    """
+    members = [models] if isinstance(models, nn.Module) else list(models)
+    modes = [(m, m.training) for model in members for m in model.modules()]
+    grads = [(p, p.requires_grad) for model in members for p in model.parameters()]
+    try:
+        for model in members:
+            model.eval()
+        for p, _ in grads:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+        for p, flag in grads:
+            p.requires_grad_(flag)
+
+
+def model_memory_format(model: nn.Module) -> torch.memory_format:
+    """``channels_last`` when the model's 4-d weights are stored so, else the default layout."""
+    for p in model.parameters():
+        if p.ndim == 4 and not p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last):
+            return torch.channels_last
+    return torch.contiguous_format
+
+
+def common_memory_format(models: Sequence[nn.Module]) -> torch.memory_format:
+    """The layout all models share, else the default layout."""
+    formats = {model_memory_format(m) for m in models}
+    return formats.pop() if len(formats) == 1 else torch.contiguous_format
+
+
+def _input_format(x: torch.Tensor) -> torch.memory_format:
+    if x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+# -- losses and success --------------------------------------------------------------------
+
+
+def margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Z_label - max_{i != label} Z_i per image, shape [N] (> 0: the label wins)."""
+    own = logits.gather(1, labels[:, None]).squeeze(1)
+    other = logits.scatter(1, labels[:, None], float("-inf")).amax(1)
+    return own - other
+
+
+def success_mask(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """Bool [N]: untargeted argmax != y; targeted argmax == target."""
+    pred = logits.argmax(1)
+    return pred == target if target is not None else pred != y
+
+
+def ce_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy summed over the batch: each image's gradient is independent of N."""
+    return F.cross_entropy(logits, labels, reduction="sum")
+
+
+def random_start(x: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
+    """x_0 = clip_[0,1](x + U(-eps, eps)^d)  (EQUATIONS.md "Attacks on one model", PGD).
+
+    The noise is drawn in the default layout, so a seed gives the same start in any layout.
+    """
+    noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    noise = noise.mul_(2 * eps).sub_(eps).contiguous(memory_format=_input_format(x))
+    return noise.add_(x).clamp_(0.0, 1.0)
+
+
+def make_generator(device: torch.device, seed: int) -> torch.Generator:
+    """A generator on ``device`` seeded with ``seed``."""
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
+# -- the attack base -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attack:
+    """Base of the single-model attacks: validation, attack mode, layout and dtype handling.
+
+    Subclasses are frozen dataclasses whose fields are all their parameters; they set
+    ``name``, ``norm`` ("linf" or "l2") and ``supports_target``, and implement ``_run``,
+    which gets x already float32 in the model's layout, inside :func:`attack_mode`.
+    """
+
+    name: ClassVar[str] = ""
+    supports_target: ClassVar[bool] = True
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Everything that determines the output (JSON-serialisable); ``type(a)(**a.params)`` rebuilds it."""
+        return asdict(self)
+
+    def __call__(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Adversarial images for ``x`` (labels ``y``), or toward ``target`` when given."""
+        check_batch(x, y, target)
+        if target is not None and not self.supports_target:
+            raise UsageError(f"attack {self.name!r} is untargeted; call it without target")
+        out_format = _input_format(x)
+        # One layout conversion per call (to the model's layout), none per step.
+        xc = x.detach().to(torch.float32).contiguous(memory_format=model_memory_format(model))
+        with attack_mode(model):
+            adv = self._run(model, xc, y, target)
+        return adv.detach().contiguous(memory_format=out_format)
+
+    def _run(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+
+# -- layout and chunk-size choice ---------------------------------------------------------------
+
+_LAYOUTS: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, torch.memory_format]]" = weakref.WeakKeyDictionary()
+_CHUNKS: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, int]]" = weakref.WeakKeyDictionary()
+
+
+def _step_seconds(model: nn.Module, x: torch.Tensor, repeats: int) -> float:
+    """Best-of-``repeats`` wall time of one attack step (forward + input backward)."""
+    labels = torch.zeros(len(x), dtype=torch.int64, device=x.device)
+    best = float("inf")
+    for i in range(repeats + 1):  # the first pass warms up kernels and allocator
+        xa = x.detach().clone().requires_grad_(True)
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        t0 = time.perf_counter()
+        (g,) = torch.autograd.grad(ce_sum(model(xa), labels), xa)
+        g.sign_()
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        if i:
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def choose_layout(model: nn.Module, sample_x: torch.Tensor, repeats: int = 2) -> torch.memory_format:
+    """The faster memory layout for attacking ``model`` on batches like ``sample_x``.
+
+    Times ``repeats`` attack steps (forward + input backward) in the default layout and in
+    ``channels_last`` and returns the faster; the model's own layout is restored. Cached per
+    model and input shape. Apply the answer with ``model.to(memory_format=fmt)``; attacks
+    then convert their input to it once per call.
+    """
+    if sample_x.ndim != 4:
+        raise UsageError(f"choose_layout needs a sample batch [N, C, H, W], got {tuple(sample_x.shape)}")
+    key = (tuple(sample_x.shape), sample_x.dtype, sample_x.device)
+    cache = _LAYOUTS.setdefault(model, {})
+    if key in cache:
+        return cache[key]
+    original = model_memory_format(model)
+    times: dict[torch.memory_format, float] = {}
+    try:
+        with attack_mode(model):
+            for fmt in (torch.contiguous_format, torch.channels_last):
+                model.to(memory_format=fmt)
+                times[fmt] = _step_seconds(model, sample_x.contiguous(memory_format=fmt), repeats)
+    finally:
+        model.to(memory_format=original)
+    cache[key] = min(times, key=times.__getitem__)
+    return cache[key]
+
+
+def choose_chunk_size(
+    model: nn.Module, sample_x: torch.Tensor, candidates: Sequence[int] = (64, 128, 256, 512), repeats: int = 2
+) -> int:
+    """The batch size (among ``candidates`` <= len(sample_x)) with the most images/s per step.
+
+    Measured in the model's current layout; cached per model and sample shape. Note that a
+    minibatch-statistics quantizer (Qb) makes outputs depend on the chunk: callers that need
+    the authors' batch semantics should fix the chunk size instead.
+    """
+    sizes = sorted({int(c) for c in candidates if 0 < int(c) <= len(sample_x)}) or [len(sample_x)]
+    key = (tuple(sample_x.shape), sample_x.dtype, sample_x.device, tuple(sizes))
+    cache = _CHUNKS.setdefault(model, {})
+    if key in cache:
+        return cache[key]
+    fmt = model_memory_format(model)
+    rate: dict[int, float] = {}
+    with attack_mode(model):
+        for n in sizes:
+            chunk = sample_x[:n].contiguous(memory_format=fmt)
+            rate[n] = n / _step_seconds(model, chunk, repeats)
+    cache[key] = max(rate, key=rate.__getitem__)
+    return cache[key]

@@ -1,0 +1,103 @@
+"""DoReFa weight and activation quantization "Wb" / "Ab" (EQUATIONS.md, "Weight and activation
+quantization"; the authors' utils/quant_dorefa.py)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import UsageError
+from .straight_through import straight_through
+
+FULL_PRECISION_BITS = 32
+MAX_BITS = 16
+
+
+def check_bits(bits: int | None) -> int | None:
+    """``bits`` as an int in 1..16, or None for full precision (None or >= 32)."""
+    if bits is None or int(bits) >= FULL_PRECISION_BITS:
+        return None
+    if not 1 <= int(bits) <= MAX_BITS:
+        raise UsageError(f"DoReFa bits must be 1..{MAX_BITS} or 32 (full precision), got {bits}")
+    return int(bits)
+
+
+def quantize_unit(u: torch.Tensor, bits: int) -> torch.Tensor:
+    """q_k(u) = round(u * (2^k - 1)) / (2^k - 1) for u in [0, 1]; straight-through on round.
+
+    torch.round sends halves to even (as ONNX Round does), e.g. q_1(1/2) = 0.
+    """
+    n = float(2**bits - 1)
+    return straight_through(torch.round(u.detach() * n) / n, u)
+
+
+class DoReFaWeight(nn.Module):
+    """W -> W_q, per layer (a parametrization of a conv/linear weight).
+
+    m = max|tanh(W)| (no gradient through m);
+    W_q = m * (2 * q_k(tanh(W) / (2m) + 1/2) - 1): 2^k levels m * (2l / (2^k - 1) - 1),
+    l = 0..2^k-1, symmetric, including +-m, never 0.
+    k = 1: W_q = m * sign(W), with sign(0) taken as +1 so that 1 bit has two levels; the
+    authors' formula gives -m at W = 0 (round(1/2) = 0) but W = 0 lands on the smallest
+    positive level for every k >= 2, and +m keeps k = 1 in line with them. Written with
+    sign(W) rather than the formula so that tiny |W| (where tanh(W)/(2m) vanishes next to
+    1/2 in float32) keeps its sign. Backward for every k: the gradient of tanh(W) (the formula
+    with round replaced by the identity and m fixed).
+    All-zero weights (m = 0) stay zero.
+    """
+
+    role = "weight"
+
+    def __init__(self, bits: int):
+        super().__init__()
+        checked = check_bits(bits)
+        if checked is None:
+            raise UsageError("DoReFaWeight needs 1..16 bits; use dorefa_weight(32) for full precision")
+        self.bits = checked
+        self.name = "dorefa"
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        t = torch.tanh(w)
+        m = t.detach().abs().amax()
+        if self.bits == 1:
+            hard = m * torch.where(w.detach() >= 0, 1.0, -1.0).to(w.dtype)
+            return straight_through(hard, t)
+        safe = torch.where(m > 0, m, torch.ones_like(m))
+        return m * (2 * quantize_unit(t / (2 * safe) + 0.5, self.bits) - 1)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}"
+
+
+class DoReFaActivation(nn.Module):
+    """A_q = q_k(clip(x, 0, 1)), put where the network has a ReLU.
+
+    Backward: one inside [0, 1], zero outside (the clip's gradient; straight-through on
+    round). A1 = 1[x > 1/2] (round(1/2) = 0); A16 still clips at 1.
+    """
+
+    role = "activation"
+
+    def __init__(self, bits: int):
+        super().__init__()
+        checked = check_bits(bits)
+        if checked is None:
+            raise UsageError("DoReFaActivation needs 1..16 bits; use dorefa_activation(32) for ReLU")
+        self.bits = checked
+        self.name = "dorefa"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return quantize_unit(torch.clamp(x, 0.0, 1.0), self.bits)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}"
+
+
+def dorefa_weight(bits: int | None = FULL_PRECISION_BITS) -> nn.Module:
+    """The weight quantizer for ``bits`` (1..16); ``nn.Identity()`` for 32 or None."""
+    return nn.Identity() if check_bits(bits) is None else DoReFaWeight(bits)  # type: ignore[arg-type]
+
+
+def dorefa_activation(bits: int | None = FULL_PRECISION_BITS) -> nn.Module:
+    """The activation quantizer for ``bits`` (1..16); a plain ``nn.ReLU()`` for 32 or None."""
+    return nn.ReLU() if check_bits(bits) is None else DoReFaActivation(bits)  # type: ignore[arg-type]

@@ -1,0 +1,59 @@
+"""Halftoning "HT": a sharpening filter and a threshold (EQUATIONS.md, "Halftoning")."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .straight_through import straight_through
+
+#: Kf, applied depthwise (the same kernel for every channel), zero padding 1.
+HALFTONE_KERNEL = ((-1.0, -2.0, -1.0), (-2.0, 16.0, -2.0), (-1.0, -2.0, -1.0))
+HALFTONE_BIAS = 1e-3
+
+
+class Halftone(nn.Module):
+    """HT(x) = 1/2 * sign(Kf * x_hat + 1e-3) + 1/2, values in {0, 1}.
+
+    x_hat = (x - mean(x)) / (max(x) - min(x)), statistics per image over C, H, W
+    (EQUATIONS.md "Halftoning"; the authors' utils/halftone.py). Kf * x_hat is 0 only by
+    accident; there torch.sign gives 0 and HT gives 1/2. A constant image (max == min) has
+    x_hat = 0, so Kf * x_hat + 1e-3 > 0 and HT = 1 everywhere.
+
+    Backward (BPDA): the gradient of the surrogate 1/2 * sigmoid(Kf * x_hat + 1e-3) + 1/2,
+    through x_hat (mean, max and min included), not the identity.
+    Input [N, C, H, W]; ``per_image`` is accepted for a uniform interface (HT is always per
+    image).
+    """
+
+    role = "input"
+    domain = "normalized"
+
+    def __init__(self, per_image: bool = False):
+        super().__init__()
+        self.name = "ht"
+        self.bits = 1
+        self.per_image = bool(per_image)
+        kernel = torch.tensor(HALFTONE_KERNEL).view(1, 1, 3, 3)
+        # Not persistent: a fixed constant, kept out of the model's state_dict.
+        self.register_buffer("kernel", kernel, persistent=False)
+
+    def pre_threshold(self, x: torch.Tensor) -> torch.Tensor:
+        """Kf * x_hat + 1e-3, the value HT thresholds at 0 (differentiable)."""
+        dims = (1, 2, 3)
+        mean = x.mean(dim=dims, keepdim=True)
+        spread = x.amax(dim=dims, keepdim=True) - x.amin(dim=dims, keepdim=True)
+        spread = torch.where(spread > 0, spread, torch.ones_like(spread))
+        x_hat = (x - mean) / spread
+        channels = x.shape[1]
+        weight = self.kernel.to(dtype=x.dtype).expand(channels, 1, 3, 3)
+        return F.conv2d(x_hat, weight, padding=1, groups=channels) + HALFTONE_BIAS
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.pre_threshold(x)
+        hard = 0.5 * torch.sign(z.detach()) + 0.5
+        return straight_through(hard, 0.5 * torch.sigmoid(z) + 0.5)
+
+    def extra_repr(self) -> str:
+        return "name=ht"
