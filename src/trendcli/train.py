@@ -20,6 +20,7 @@ from .fsio import write_json_atomic
 from .model import TrendModel
 from .predict import accuracy
 from .progress import NullProgress, Progress
+from .registry import canonical
 from .spec import FULL_PRECISION, ModelSpec, model_id
 from .versions import library_versions
 from .zoo import build_model, read_card, resolve_device, save_model, state_tensors
@@ -82,7 +83,7 @@ class TrainConfig:
 def model_spec_for(config: TrainConfig) -> ModelSpec:
     info = get_dataset(config.dataset).info
     return ModelSpec(
-        arch=config.arch,
+        arch=canonical(config.arch),
         dataset=info.name,
         in_channels=info.channels,
         image_size=info.image_size,
@@ -90,7 +91,7 @@ def model_spec_for(config: TrainConfig) -> ModelSpec:
         mean=info.mean,
         std=info.std,
         width=config.width,
-        input_quant=config.input_quant,
+        input_quant=canonical(config.input_quant),
         per_image=config.per_image,
         weight_bits=config.weight_bits,
         act_bits=config.act_bits,
@@ -187,6 +188,9 @@ def train(
     data_dir = Path(cfg.data_dir) if cfg.data_dir else None
     spec = model_spec_for(cfg)
 
+    torch.manual_seed(cfg.seed)
+    model = build_model(spec).to(device)  # validates every name before any data is read
+
     train_data, train_idx = load_split(cfg.dataset, "train", data_dir, cfg.split_seed)
     _, val_idx = load_split(cfg.dataset, "val", data_dir, cfg.split_seed)
     test_data, test_idx = load_split(cfg.dataset, "test", data_dir, cfg.split_seed)
@@ -194,8 +198,6 @@ def train(
         g = torch.Generator().manual_seed(cfg.seed)
         train_idx = train_idx[torch.randperm(len(train_idx), generator=g)[: cfg.limit_train]].sort().values
 
-    torch.manual_seed(cfg.seed)
-    model = build_model(spec).to(device)
     opt = make_optimizer(model, cfg)
     fingerprint = cfg.fingerprint()
     rdir = _resume_dir(out_dir)

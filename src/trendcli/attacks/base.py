@@ -29,6 +29,9 @@ __all__ = [
     "check_positive",
     "choose_chunk_size",
     "choose_layout",
+    "common_memory_format",
+    "input_memory_format",
+    "make_generator",
     "margin",
     "model_memory_format",
     "random_start",
@@ -116,7 +119,8 @@ def common_memory_format(models: Sequence[nn.Module]) -> torch.memory_format:
     return formats.pop() if len(formats) == 1 else torch.contiguous_format
 
 
-def _input_format(x: torch.Tensor) -> torch.memory_format:
+def input_memory_format(x: torch.Tensor) -> torch.memory_format:
+    """``channels_last`` when a 4-d tensor is stored so (and not also contiguous), else default."""
     if x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
         return torch.channels_last
     return torch.contiguous_format
@@ -149,7 +153,7 @@ def random_start(x: torch.Tensor, eps: float, generator: torch.Generator) -> tor
     The noise is drawn in the default layout, so a seed gives the same start in any layout.
     """
     noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    noise = noise.mul_(2 * eps).sub_(eps).contiguous(memory_format=_input_format(x))
+    noise = noise.mul_(2 * eps).sub_(eps).contiguous(memory_format=input_memory_format(x))
     return noise.add_(x).clamp_(0.0, 1.0)
 
 
@@ -185,7 +189,7 @@ class Attack:
         check_batch(x, y, target)
         if target is not None and not self.supports_target:
             raise UsageError(f"attack {self.name!r} is untargeted; call it without target")
-        out_format = _input_format(x)
+        out_format = input_memory_format(x)
         # One layout conversion per call (to the model's layout), none per step.
         xc = x.detach().to(torch.float32).contiguous(memory_format=model_memory_format(model))
         with attack_mode(model):

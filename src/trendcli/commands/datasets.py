@@ -25,11 +25,12 @@ def register(app: typer.Typer) -> None:
             print_json(rows)
             return
         table = Table(title="datasets")
-        for col in ("name", "shape", "classes", "found", "where"):
-            table.add_column(col)
+        for col in ("name", "shape", "classes", "found"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("where", overflow="fold")
         for r in rows:
-            where = str(r.get("found_at") or "looked in: " + "; ".join(r.get("searched", [])))
-            if not r.get("found") and r.get("hint"):
+            where = r["location"] or "looked in: " + "; ".join(r["searched"])
+            if not r["found"] and r["hint"]:
                 where += f"\n{r['hint']}"
-            table.add_row(r["name"], r["shape"], str(r["classes"]), "yes" if r.get("found") else "no", where)
+            table.add_row(r["name"], "x".join(map(str, r["shape"])), str(r["classes"]), "yes" if r["found"] else "no", where)
         console.print(table)

@@ -62,6 +62,7 @@ class CifarLayout:
     labels_key: bytes
     names_key: bytes
     archive: str  # what to download when the files are missing
+    listing: str  # the files, briefly, for messages
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -75,6 +76,7 @@ CIFAR10_LAYOUT = CifarLayout(
     labels_key=b"labels",
     names_key=b"label_names",
     archive="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    listing="data_batch_1..5, test_batch, batches.meta",
 )
 
 CIFAR100_LAYOUT = CifarLayout(
@@ -84,6 +86,7 @@ CIFAR100_LAYOUT = CifarLayout(
     labels_key=b"fine_labels",
     names_key=b"fine_label_names",
     archive="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+    listing="train, test, meta",
 )
 
 
@@ -140,7 +143,7 @@ class Cifar:
         self.layout = layout
         self.hint = (
             f"download {layout.archive}, unpack it in DIR (giving DIR/{layout.folder}/ with "
-            f"{', '.join(layout.files)}) and pass --data-dir DIR"
+            f"{layout.listing}) and pass --data-dir DIR"
         )
 
     def search_dirs(self, data_dir: Path | None) -> list[Path]:

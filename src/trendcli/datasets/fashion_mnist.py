@@ -117,9 +117,13 @@ class FashionMNIST:
         loc = self.locate(data_dir)
         if loc.found is None:
             root = Path(data_dir).expanduser() if data_dir is not None else cache_dir()
+            created = [d for d in (root / TORCHVISION_SUBDIR, root / TORCHVISION_SUBDIR.parent, root) if not d.exists()]
             try:
                 download(root)
             except (RuntimeError, OSError) as e:  # offline, proxy, checksum mismatch, disk full
+                for d in created:  # leave no empty folders behind
+                    if d.is_dir() and not any(d.iterdir()):
+                        d.rmdir()
                 reason = " ".join(str(e).split())[:300] or type(e).__name__  # one line
                 raise DataNotFoundError(
                     f"Fashion-MNIST not found in {', '.join(loc.searched)}; downloading into "

@@ -50,19 +50,20 @@ def floyd_steinberg(x: torch.Tensor) -> torch.Tensor:
     right, 3/16 below left, 5/16 below, 1/16 below right (shares leaving the image are lost).
     Not differentiable; same dtype and device as ``x``.
     """
-    n, c, h, w = x.shape
-    flat = x.detach().reshape(n * c, h * w)
+    # The image size fixes the schedule (static in an exported graph); the batch stays free.
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    flat = x.detach().reshape(-1, h * w)
     out = torch.zeros_like(flat)
-    err = flat.new_zeros(n * c, (h + 1) * (w + 2))
+    err = torch.zeros_like(flat[:, :1]).expand(-1, (h + 1) * (w + 2)).contiguous()
     for pixel, sources, target in _wavefront(h, w, x.device):
-        received = err[:, sources].view(n * c, 4, -1)
+        received = err[:, sources].unflatten(1, (4, -1))
         v = flat[:, pixel]
         for k, share in enumerate(_SHARES):  # summed in raster order, as a scan would
             v = v + share * received[:, k]
         q = (v >= THRESHOLD).to(flat.dtype)
         out[:, pixel] = q
         err[:, target] = v - q
-    return out.view(n, c, h, w)
+    return out.view(x.shape)
 
 
 class FloydSteinberg(nn.Module):

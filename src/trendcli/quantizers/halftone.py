@@ -46,9 +46,12 @@ class Halftone(nn.Module):
         spread = x.amax(dim=dims, keepdim=True) - x.amin(dim=dims, keepdim=True)
         spread = torch.where(spread > 0, spread, torch.ones_like(spread))
         x_hat = (x - mean) / spread
-        channels = x.shape[1]
-        weight = self.kernel.to(dtype=x.dtype).expand(channels, 1, 3, 3)
-        return F.conv2d(x_hat, weight, padding=1, groups=channels) + HALFTONE_BIAS
+        # Depthwise with one shared kernel = every channel as its own 1-channel image; a
+        # fixed [1, 1, 3, 3] weight keeps the ONNX graph free of shape-dependent kernels.
+        height, width = x.shape[-2:]
+        planes = x_hat.reshape(-1, 1, height, width)
+        z = F.conv2d(planes, self.kernel.to(dtype=x.dtype), padding=1)
+        return z.reshape(x.shape) + HALFTONE_BIAS
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.pre_threshold(x)

@@ -1,0 +1,9 @@
+"""Studies: a TOML file describing a whole TREND experiment, its task graph and executors."""
+
+from __future__ import annotations
+
+from .config import Study, load_study
+from .graph import Task, build_tasks
+from .runner import StudyResult, run_study
+
+__all__ = ["Study", "load_study", "Task", "build_tasks", "StudyResult", "run_study"]

@@ -1,0 +1,147 @@
+"""Run a study's tasks: skip what is done, run the rest locally or on Ray, resume after a stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import StudyError, UsageError
+from ..fsio import write_json_atomic
+from ..progress import NullProgress, Progress
+from .config import STAGES, Study
+from .graph import Task, build_tasks, is_done, marker_path
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class StudyResult:
+    """What a run did: each task's status ("skipped", "ran", "planned") and time."""
+
+    run_dir: Path
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ran(self) -> list[str]:
+        return [t["id"] for t in self.tasks if t["status"] == "ran"]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [t["id"] for t in self.tasks if t["status"] == "skipped"]
+
+    @property
+    def report(self) -> Path | None:
+        path = self.run_dir / "report" / "index.html"
+        return path if path.exists() else None
+
+
+def execute_task(task: dict[str, Any], run_dir: str, threads: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Run one task (in this process or a Ray worker) and write its marker. Returns the record."""
+    import torch
+
+    from .stages import run_stage
+
+    if threads:
+        torch.set_num_threads(threads)
+    start = time.perf_counter()
+    summary = run_stage(task["stage"], task["args"], Path(run_dir), progress or NullProgress())
+    record = {"id": task["id"], "key": task["key"], "seconds": round(time.perf_counter() - start, 2), "summary": summary,
+              "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    write_json_atomic(marker_path(Path(run_dir), Task(**task)), record)
+    return record
+
+
+def run_study(
+    study: Study,
+    only: str | None = None,
+    dry_run: bool = False,
+    executor: str = "local",
+    address: str | None = None,
+    progress: Progress | None = None,
+) -> StudyResult:
+    """Build the task graph, skip finished tasks, and run the rest in dependency order."""
+    progress = progress or NullProgress()
+    if only is not None and only not in STAGES:
+        raise UsageError(f"unknown stage {only!r}; stages: {', '.join(STAGES)}")
+    if executor not in EXECUTORS:
+        raise UsageError(f"unknown executor {executor!r}; use {' or '.join(EXECUTORS)}")
+    run_dir = study.run_dir
+    threads = study.cpus_per_task or (os.cpu_count() or 1)
+    tasks = build_tasks(study, cpus=threads)
+    result = StudyResult(run_dir)
+    done = {t.id for t in tasks if is_done(run_dir, t)}
+    todo = [t for t in tasks if t.id not in done and (only is None or t.stage == only)]
+    for t in tasks:
+        if t.id in done:
+            result.tasks.append({"id": t.id, "status": "skipped", "seconds": 0.0})
+    if dry_run:
+        result.tasks += [{"id": t.id, "status": "planned", "seconds": 0.0, "deps": t.deps} for t in todo]
+        return result
+    if only is not None:
+        wanted = {t.id for t in todo}
+        missing = sorted({d for t in todo for d in t.deps if d not in done and d not in wanted})
+        if missing:
+            raise StudyError(f"--only {only}: earlier tasks are not finished ({', '.join(missing[:4])}); run without --only first")
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run_dir / "study.json", {"study": str(study.path), "name": study.name, "dataset": study.dataset,
+                                               "models": [{"name": m.name, "dir": f"models/{m.name}", **m.config} for m in study.models],
+                                               "tasks": [t.to_dict() for t in tasks]})
+    overall = progress.task(f"study {study.name}", total=len(todo))
+    if executor == "local":
+        for t in todo:
+            progress.log(f"[{t.stage}] {t.id.split(':', 1)[1]}")
+            record = execute_task(t.to_dict(), str(run_dir), threads, progress)
+            result.tasks.append({"id": t.id, "status": "ran", "seconds": record["seconds"]})
+            progress.advance(overall)
+    else:
+        for record in _run_on_ray(todo, done, run_dir, threads, address, progress, overall):
+            result.tasks.append({"id": record["id"], "status": "ran", "seconds": record["seconds"]})
+    progress.done(overall)
+    write_json_atomic(run_dir / "last_run.json", {"executor": executor, "tasks": result.tasks})
+    return result
+
+
+def _run_on_ray(todo: list[Task], done: set[str], run_dir: Path, threads: int, address: str | None, progress: Progress, overall: Any):
+    """Submit each task as a Ray task once its dependencies finished; yield records as they end."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--executor ray needs Ray: pip install 'trendcli[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                 runtime_env={"env_vars": {"PYTHONUNBUFFERED": "1"}})
+    remote = ray.remote(execute_task)
+    finished = set(done)
+    pending: dict[Any, Task] = {}
+    waiting = list(todo)
+    try:
+        while waiting or pending:
+            for t in [t for t in waiting if all(d in finished for d in t.deps)]:
+                waiting.remove(t)
+                ref = remote.options(num_cpus=t.cpus, num_gpus=t.gpus, name=t.id).remote(t.to_dict(), str(run_dir.resolve()), t.cpus)
+                pending[ref] = t
+            if not pending:
+                raise StudyError(f"tasks wait on unfinished dependencies: {', '.join(t.id for t in waiting[:4])}")
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(ready[0])
+            record = ray.get(ready[0])
+            finished.add(task.id)
+            progress.log(f"[{task.stage}] {task.id.split(':', 1)[1]} (ray, {record['seconds']:.1f} s)")
+            progress.advance(overall)
+            yield record
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def read_marker(run_dir: Path, task: Task) -> dict[str, Any] | None:
+    try:
+        return json.loads(marker_path(run_dir, task).read_text())
+    except (OSError, ValueError):
+        return None
