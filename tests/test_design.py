@@ -131,3 +131,74 @@ def test_design_order_puts_the_most_diverse_pair_first():
 def test_bad_arguments_are_usage_errors(kwargs, message):
     with pytest.raises(UsageError, match=message):
         design(TOY, NAMES, **kwargs)
+
+
+# -- from a saved matrix, and the CLI ---------------------------------------------------------
+
+# N_t (rows source, columns target) with N_g = 100 everywhere, so TM = N_t / 100:
+#   TM_sym(a,b) = (5 + 15) / 200 = 0.10, (a,c) = 0.50, (a,d) = 0.80, (b,c) = 0.15, (b,d) = 0.70, (c,d) = 0.90
+#   {a,b,c} = (0.10 + 0.50 + 0.15) / 3 = 0.25 is the best triple ({b,c,d} = 0.583, {a,b,d} = 0.533)
+N_T = [[100, 5, 60, 80], [15, 100, 20, 70], [40, 10, 100, 90], [80, 70, 90, 100]]
+
+
+@pytest.fixture(scope="module")
+def matrix_file(tmp_path_factory):
+    import torch
+
+    from trendcli.matrix import TransferMatrix
+    from trendcli.spec import ModelSpec
+    from trendcli.zoo import build_model, save_model
+
+    root = tmp_path_factory.mktemp("design")
+    spec = ModelSpec(arch="smallcnn", dataset="fashion_mnist", in_channels=1, image_size=28, num_classes=10, mean=(0.5,), std=(0.5,))
+    dirs = []
+    for i, name in enumerate("abcd"):
+        torch.manual_seed(i)
+        dirs.append(str(save_model(build_model(spec), root / "models" / name, {"id": name})))
+    tmx = TransferMatrix(
+        names=list("abcd"), model_dirs=dirs, n_c=np.full((4, 4), 200), n_g=np.full((4, 4), 100), n_t=np.array(N_T),
+        clean_accuracy={"a": 0.9, "b": 0.8, "c": 0.85, "d": float("nan")},
+    )
+    return tmx.save(root / "matrix.json")
+
+
+def test_design_from_matrix_symmetrizes_and_carries_dirs(matrix_file):
+    from trendcli.design import design_from_matrix, ensemble_from_design
+
+    result = design_from_matrix(matrix_file, 3)
+    assert result.best.members == ("a", "b", "c")  # design order: pair (a, b) first, then c
+    assert result.best.score == pytest.approx(0.25)
+    assert result.best.mean_clean_accuracy == pytest.approx(0.85)
+    assert result.candidates[1].mean_clean_accuracy is None  # {a, b, d}: d's accuracy is undefined
+    ens = ensemble_from_design(result, tie_break="paper", seed=4)
+    assert ens.ids == ["a", "b", "c"] and ens.tie_break == "paper" and ens.seed == 4
+    assert ens.design["score"] == pytest.approx(0.25) and ens.design["matrix"] == str(matrix_file)
+
+
+def test_design_command_writes_the_ensemble(matrix_file, tmp_path, capsys):
+    import json
+
+    from trendcli.cli import main
+    from trendcli.ensemble import Ensemble
+
+    out = tmp_path / "e.json"
+    with pytest.raises(SystemExit) as exit_:
+        main(["design", "--matrix", str(matrix_file), "--size", "3", "--require", "d", "--out", str(out), "--json"])
+    assert exit_.value.code == 0
+    printed = json.loads(capsys.readouterr().out)
+    # d required: {a,b,d} = 0.533 < {b,c,d} = 0.583 < {a,c,d} = 0.733
+    assert [c["members"] for c in printed["candidates"]] == [["d", "b", "a"], ["d", "b", "c"], ["d", "a", "c"]]
+    assert printed["out"] == str(out)
+    ens = Ensemble.load(out)
+    assert ens.ids == ["d", "b", "a"]
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["design", "--matrix", str(matrix_file), "--size", "2", "--candidates", "b,c,d"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "0.1500" in text and "TREND candidates" in text  # best pair in the pool: (b, c)
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["design", "--matrix", str(matrix_file), "--size", "9"])
+    assert exit_.value.code == 1
+    assert "more than the 4 candidate models" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import os
 import pickle
 import shutil
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -253,6 +254,30 @@ def test_iter_chunks_covers_everything_once_in_order(st, monkeypatch):
     s.close()
 
 
+def test_reading_a_fashion_mnist_sized_set_is_fast(st):
+    n, shape = 10_000, (1, 28, 28)
+    g = torch.Generator().manual_seed(0)
+    clean = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8).float() / 255
+    adv = (clean + 8 / 255 * torch.randn((n, *shape), generator=g).sign()).clamp(0, 1)
+    idx = torch.arange(n)
+    labels = idx % 10
+    spec = spec_for(indices=idx)
+    key = content_key(spec)
+    with st.writer(key, spec, n=n, image_shape=shape, chunk_size=256) as w:
+        for c in w.pending_chunks():
+            sl = slice(c.start, c.stop)
+            w.write_chunk(c, indices=idx[sl], labels=labels[sl], adv=adv[sl], clean=clean[sl],
+                          clean_pred=labels[sl], adv_pred=labels[sl])
+        w.finish()
+    s = st.get(key)
+    t0 = time.perf_counter()
+    total = sum(len(x) for _, _, x, _, _ in s.iter_chunks())
+    seconds = time.perf_counter() - t0
+    s.close()
+    assert total == n
+    assert seconds < 1.0, f"reading 10000 x 1 x 28 x 28 took {seconds:.2f} s"
+
+
 def test_get_absent_list_and_remove(st):
     assert st.get("0" * 64) is None
     assert st.list() == {}
@@ -324,6 +349,7 @@ def test_exception_mid_write_leaves_no_final_file_and_resume_writes_only_pending
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
 def test_resume_after_the_writing_process_is_killed(st):
     n = 12
     d = data(n)

@@ -187,7 +187,7 @@ def design(
     if method == "auto":
         method = "exhaustive" if total <= exhaustive_limit else "greedy"
     w, d = _weights(tm, nan_policy)
-    acc = clean_accuracy or {}
+    acc = {k: float(v) for k, v in (clean_accuracy or {}).items() if v is not None and math.isfinite(v)}
 
     if method == "exhaustive":
         rows = [sorted(required + list(c)) for c in itertools.combinations(free, size - len(required))]
@@ -283,15 +283,21 @@ def design_from_matrix(
     """
     from .matrix import TransferMatrix
 
-    tmx = TransferMatrix.load(Path(matrix_path))
-    if len(tmx.names) != len(tmx.model_dirs) or tmx.tm.shape[0] != tmx.tm.shape[1]:
-        raise UsageError(
-            f"{matrix_path} is not a square model-by-model matrix ({tmx.tm.shape}); design needs every model as both source and target"
-        )
+    matrix_path = Path(matrix_path)
+    tmx = TransferMatrix.load(matrix_path)
     result = design(tmx.symmetric(), tmx.names, size, require, candidates, clean_accuracy=dict(tmx.clean_accuracy), **options)
-    result.model_dirs = dict(zip(tmx.names, (str(d) for d in tmx.model_dirs)))
+    result.model_dirs = {n: _locate(d, matrix_path) for n, d in zip(tmx.names, tmx.model_dirs) if d}
     result.matrix = str(matrix_path)
     return result
+
+
+def _locate(model_dir: str, matrix_path: Path) -> str:
+    """A matrix's model path: as written when it exists from here, else beside the matrix file."""
+    p = Path(model_dir)
+    if p.is_absolute() or p.exists():
+        return str(p)
+    beside = matrix_path.parent / p
+    return str(beside) if beside.exists() else str(p)
 
 
 def ensemble_from_design(result: DesignResult, rank: int = 0, tie_break: str = "first", seed: int = 0, per_image: bool | None = None):

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .errors import IncompatibleModelsError, OnnxExportError, UsageError
 from .model import TrendModel
@@ -91,7 +92,17 @@ def deployed_member(model: TrendModel) -> TrendModel:
     from .quantizers.layers import fold_weight_quantization
     from .registry import get_registry
 
-    member = copy.deepcopy(model).to("cpu").eval()
+    if any(parametrize.is_parametrized(m) for m in model.modules()):
+        # deepcopy would share the parametrized module classes with the original, and folding
+        # the copy would strip the original's weights: rebuild from the spec and copy the state.
+        from .zoo import build_model
+
+        member = build_model(model.spec)
+        member.load_state_dict(model.state_dict())
+        member.meta = dict(model.meta)
+    else:
+        member = copy.deepcopy(model)
+    member = member.to("cpu").eval()
     fold_weight_quantization(member.network)
     quantizer = get_registry().factory("input quantizer", member.spec.input_quant)(per_image=True)
     member.input_quant = export_form(quantizer)
@@ -191,7 +202,7 @@ def export_metadata(models: Sequence[TrendModel], rows: Sequence[dict[str, Any]]
                 "input_quant": s.input_quant,
                 "weight_bits": s.weight_bits,
                 "act_bits": s.act_bits,
-                "trained_per_image": bool(s.per_image),
+                "trained_per_image": bool(model.meta.get("spec", {}).get("per_image", s.per_image)),
             }
         )
     return {

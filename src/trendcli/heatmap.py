@@ -83,8 +83,7 @@ def plot_heatmap(
     finite = values[np.isfinite(values)]
     if vmax is None:
         vmax = max(1.0, float(finite.max())) if finite.size else 1.0
-    colours = colormaps[cmap].copy()
-    colours.set_bad(NA_COLOR)
+    colours = colormaps[cmap].with_extremes(bad=NA_COLOR)
 
     cell = 0.62 if max(s, t) <= 12 else 0.42
     fontsize = 8 if max(s, t) <= 12 else 6

@@ -169,23 +169,25 @@ def evaluate_set(
     advset: Any,
     models: dict[int, TrendModel],
     data: Any,
-    batch_size: int,
+    batch_size: int | None,
     clean_cache: dict[tuple[int, str], np.ndarray] | None = None,
     progress: Progress | None = None,
     description: str = "transfer",
 ) -> SetEvaluation:
     """Stream ``advset`` once in chunks of ``batch_size``; every chunk goes through every model.
 
-    Clean predictions are taken on the same indices (and the same chunks, which matters for
-    per-minibatch input quantizers); ``clean_cache`` keyed by (model key, indices digest)
-    spares a second clean pass for a model already evaluated on those images.
+    ``batch_size`` None: the set's own chunk size (the batch it was attacked in). Clean
+    predictions are taken on the same indices and the same chunks, which matters for
+    per-minibatch input quantizers; ``clean_cache`` keyed by (model key, indices digest,
+    chunk) spares a second clean pass for a model already evaluated on those images.
     """
     progress = progress or NullProgress()
+    batch_size = int(batch_size or advset.chunk_size)
     t0 = time.perf_counter()
     indices = np.asarray(advset.indices, dtype=np.int64)
     n = len(indices)
     cache = clean_cache if clean_cache is not None else {}
-    digest = _digest_indices(indices)
+    digest = f"{_digest_indices(indices)}/{batch_size}"
     need_clean = [k for k in models if (k, digest) not in cache]
     labels = np.empty(n, dtype=np.int64)
     adv_ok = {k: np.empty(n, dtype=bool) for k in models}
@@ -347,7 +349,7 @@ class TransferMatrix:
             "n_images": self.attack.get("n_images"),
             "store_keys": {s["name"]: s.get("store_key") for s in self.sources},
             "sources": self.sources,
-            "clean_accuracy": self.clean_accuracy,
+            "clean_accuracy": {k: (v if math.isfinite(v) else None) for k, v in self.clean_accuracy.items()},
             "layout": "rows = source, columns = target",
             "n_c": self.n_c.tolist(),
             "n_g": self.n_g.tolist(),
@@ -414,7 +416,7 @@ class TransferMatrix:
             n_c=np.array(data["n_c"]),
             n_g=np.array(data["n_g"]),
             n_t=np.array(data["n_t"]),
-            clean_accuracy=data["clean_accuracy"],
+            clean_accuracy={k: (float("nan") if v is None else v) for k, v in data["clean_accuracy"].items()},
             models=data.get("models", []),
             attack=data.get("attack", {}),
             sources=data.get("sources", []),
@@ -494,7 +496,7 @@ class TransferMatrix:
             "params": self.attack.get("params"),
             "split": self.attack.get("split", "test"),
             "limit": self.attack.get("limit"),
-            "batch_size": self.attack.get("batch_size", 256),
+            "batch_size": self.attack.get("batch_size"),
         }
         settings.update(kwargs)
         return compute_matrix([*dirs, *models], previous=self, **settings)
@@ -528,7 +530,14 @@ class _GroupView:
 # -- orchestration ---------------------------------------------------------------------------------
 
 
-def _settings(method: str, params: dict | None, split: str, limit: int | None, batch_size: int) -> dict[str, Any]:
+def run_attack(models: Any, method: str, params: dict | None, **kwargs: Any) -> Any:
+    """trendcli.attack.attack (imported on use; the one seam tests replace)."""
+    from .attack import attack
+
+    return attack(models, method, params, **kwargs)
+
+
+def _settings(method: str, params: dict | None, split: str, limit: int | None, batch_size: int | None) -> dict[str, Any]:
     return {
         "method": canonical(method),
         "params": _normalize_params(params),
@@ -550,7 +559,7 @@ def compute_matrix(
     *,
     split: str = "test",
     limit: int | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     device: str = "auto",
     store: str | Path = "runs/adv",
     data_dir: Path | None = None,
@@ -570,7 +579,7 @@ def compute_matrix(
 
     t_start = time.perf_counter()
     progress = progress or NullProgress()
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}")
@@ -611,13 +620,11 @@ def compute_matrix(
     reused = int((n_c >= 0).sum())
 
     if todo:
-        from .attack import attack
-
         data_cache: dict = {}
         clean_cache: dict[tuple[int, str], np.ndarray] = {}
         for s, targets in todo:
             source = loaded[s]
-            result = attack(
+            result = run_attack(
                 source.meta.get("path") or source, method, params, split=split, limit=limit,
                 batch_size=batch_size, device=device, store=store, force=force, data_dir=data_dir, progress=progress,
             )

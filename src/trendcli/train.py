@@ -202,7 +202,7 @@ def train(
     fingerprint = cfg.fingerprint()
     rdir = _resume_dir(out_dir)
     log: list[dict] = []
-    best_val, best_state, start_epoch = -1.0, state_tensors(model), 0
+    best_val, best_state, start_epoch = -1.0, state_tensors(model, copy=True), 0
     restored = _load_resume(rdir, fingerprint, model, opt) if resume else None
     if restored:
         state, best_state = restored
@@ -252,7 +252,7 @@ def train(
         }
         log.append(record)
         if val_acc > best_val:
-            best_val, best_state = val_acc, state_tensors(model)
+            best_val, best_state = val_acc, state_tensors(model, copy=True)
         progress.log(
             f"epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f} "
             f"train {record['train_acc']:.4f} val {val_acc:.4f} ({record['images_per_s']:.0f} img/s)"

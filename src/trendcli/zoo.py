@@ -46,9 +46,13 @@ def build_model(spec: ModelSpec, registry: Registry | None = None) -> TrendModel
     return TrendModel(spec, network, input_quant)
 
 
-def state_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The state dict as contiguous CPU tensors, ready for safetensors."""
-    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+def state_tensors(model: torch.nn.Module, copy: bool = False) -> dict[str, torch.Tensor]:
+    """The state dict as contiguous CPU tensors, ready for safetensors.
+
+    ``copy=True`` returns tensors that share no memory with the model (a snapshot that later
+    training steps cannot change).
+    """
+    return {k: v.detach().to("cpu", copy=copy).contiguous() for k, v in model.state_dict().items()}
 
 
 def save_model(model: TrendModel, out_dir: Path, card: dict[str, Any], extra_files: dict[str, str] | None = None) -> Path:

@@ -18,7 +18,7 @@ def test_pgd_eps_one_fools_every_image(tiny_model, batch, success_rate):
 
 def test_pgd_success_never_falls_as_eps_grows(tiny_model, batch, success_rate):
     x, y = batch
-    rates = [success_rate(tiny_model, PGD(eps=eps, seed=0)(tiny_model, x, y), y) for eps in (0.0, 0.05, 0.1, 0.2)]
+    rates = [success_rate(tiny_model, PGD(eps=eps, alpha=0.02, steps=20, seed=0)(tiny_model, x, y), y) for eps in (0.0, 0.05, 0.1, 0.2)]
     assert rates[0] == 0.0  # the batch is classified correctly and eps = 0 moves nothing
     assert rates == sorted(rates) and rates[-1] > rates[0]
 
@@ -52,7 +52,7 @@ def test_pgd_restarts_keep_successes(tiny_model, batch, success_rate):
 def test_pgd_targeted_reaches_target(tiny_model, batch):
     x, y = batch
     target = (y + 1) % 10
-    adv = PGD(eps=1.0)(tiny_model, x, y, target=target)
+    adv = PGD(eps=1.0, alpha=0.05)(tiny_model, x, y, target=target)
     with torch.no_grad():
         assert (tiny_model(adv).argmax(1) == target).float().mean() >= 0.95
 
@@ -72,9 +72,20 @@ def test_pgd_params_round_trip_and_validation():
 def test_pgd_leaves_model_state_alone(tiny_model, batch):
     x, y = batch
     tiny_model.train()
+    for p in tiny_model.parameters():
+        p.grad = None  # torchattacks' CW and DeepFool (other tests) leave weight gradients
     try:
         PGD(eps=0.05, steps=2)(tiny_model, x, y)
         assert tiny_model.training and all(p.requires_grad for p in tiny_model.parameters())
         assert all(p.grad is None for p in tiny_model.parameters())
     finally:
         tiny_model.eval()
+
+
+def test_pgd_works_under_no_grad_and_inference_mode(tiny_model, batch):
+    x, y = batch[0][:8], batch[1][:8]
+    expected = PGD(eps=0.05, steps=3)(tiny_model, x, y)
+    with torch.no_grad():
+        assert torch.equal(PGD(eps=0.05, steps=3)(tiny_model, x, y), expected)
+    with torch.inference_mode():
+        assert torch.equal(PGD(eps=0.05, steps=3)(tiny_model, x.clone(), y.clone()), expected)

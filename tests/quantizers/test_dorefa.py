@@ -59,6 +59,15 @@ def test_weight_1_bit_keeps_the_sign_of_tiny_weights():
     assert torch.equal(DoReFaWeight(1)(w), m * torch.tensor([1.0, -1.0, 1.0]))
 
 
+@pytest.mark.parametrize("bits", [1, 2, 3])
+def test_zero_weight_goes_to_the_smallest_positive_level_for_every_k(bits):
+    # W = 0: u = 1/2, u*(2^k-1) = 2^(k-1) - 1/2 rounds (half to even) up for k >= 2, giving
+    # m/(2^k-1) (k=2: m/3, k=3: m/7); for k = 1 sign(0) := +1 gives m = m/(2^1-1) as well
+    m = torch.tanh(torch.tensor(1.0, dtype=torch.float64))
+    out = DoReFaWeight(bits)(torch.tensor([0.0, 1.0, -1.0], dtype=torch.float64))
+    assert out[0].item() == pytest.approx(m.item() / (2**bits - 1))
+
+
 @pytest.mark.parametrize("bits", [1, 2, 3, 8])
 def test_weight_ste_gradient_is_that_of_tanh_with_m_fixed(bits):
     # round -> identity, m a constant: d/dW m*(2*(tanh(W)/(2m) + 1/2) - 1) = 1 - tanh(W)^2

@@ -32,6 +32,7 @@ __all__ = [
     "common_memory_format",
     "input_memory_format",
     "make_generator",
+    "gradients_on",
     "margin",
     "model_memory_format",
     "random_start",
@@ -103,6 +104,13 @@ def attack_mode(models: nn.Module | Sequence[nn.Module]) -> Iterator[None]:
             m.training = training
         for p, flag in grads:
             p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
+def gradients_on() -> Iterator[None]:
+    """Autograd on, even when the caller runs under ``no_grad`` or ``inference_mode``."""
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
 
 
 def model_memory_format(model: nn.Module) -> torch.memory_format:
@@ -190,10 +198,12 @@ class Attack:
         if target is not None and not self.supports_target:
             raise UsageError(f"attack {self.name!r} is untargeted; call it without target")
         out_format = input_memory_format(x)
-        # One layout conversion per call (to the model's layout), none per step.
-        xc = x.detach().to(torch.float32).contiguous(memory_format=model_memory_format(model))
-        with attack_mode(model):
-            adv = self._run(model, xc, y, target)
+        with gradients_on(), attack_mode(model):
+            # One copy per call, into the model's layout (none per step); a plain tensor even
+            # when x was made under inference mode.
+            xc = x.detach().to(torch.float32).clone(memory_format=model_memory_format(model))
+            target = None if target is None else target.clone()
+            adv = self._run(model, xc, y.clone(), target)
         return adv.detach().contiguous(memory_format=out_format)
 
     def _run(

@@ -20,6 +20,7 @@ from .base import (
     check_nonnegative,
     check_positive,
     common_memory_format,
+    gradients_on,
     make_generator,
     random_start,
 )
@@ -88,9 +89,9 @@ class EnsemblePGD:
         rule = lookup_rule(self.rule)
         needs_mask = bool(getattr(rule, "needs_mask", False))
         out_format = input_memory_format(x)
-        xc = x.detach().to(torch.float32).contiguous(memory_format=common_memory_format(members))
-        with attack_mode(members):
-            adv = self._run(members, rule, needs_mask, xc, y)
+        with gradients_on(), attack_mode(members):
+            xc = x.detach().to(torch.float32).clone(memory_format=common_memory_format(members))
+            adv = self._run(members, rule, needs_mask, xc, y.clone())
         return adv.contiguous(memory_format=out_format)
 
     def _run(

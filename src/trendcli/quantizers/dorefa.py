@@ -37,12 +37,12 @@ class DoReFaWeight(nn.Module):
     m = max|tanh(W)| (no gradient through m);
     W_q = m * (2 * q_k(tanh(W) / (2m) + 1/2) - 1): 2^k levels m * (2l / (2^k - 1) - 1),
     l = 0..2^k-1, symmetric, including +-m, never 0.
-    k = 1: W_q = m * sign(W), with sign(0) taken as +1 so that 1 bit has two levels; the
-    authors' formula gives -m at W = 0 (round(1/2) = 0) but W = 0 lands on the smallest
-    positive level for every k >= 2, and +m keeps k = 1 in line with them. Written with
-    sign(W) rather than the formula so that tiny |W| (where tanh(W)/(2m) vanishes next to
-    1/2 in float32) keeps its sign. Backward for every k: the gradient of tanh(W) (the formula
-    with round replaced by the identity and m fixed).
+    k = 1: W_q = m * sign(W) with sign(0) := +1, two levels. (The formula would give -m at
+    W = 0, since torch.round(1/2) = 0, while for k >= 2 it sends W = 0 to the smallest
+    positive level; +1 keeps k = 1 in line. The sign is read from W itself, so tiny weights
+    keep it where tanh(W)/(2m) + 1/2 rounds to 1/2 in float32.)
+    Backward, every k: the gradient of tanh(W), i.e. the formula with round replaced by the
+    identity and m held fixed.
     All-zero weights (m = 0) stay zero.
     """
 
@@ -52,7 +52,9 @@ class DoReFaWeight(nn.Module):
         super().__init__()
         checked = check_bits(bits)
         if checked is None:
-            raise UsageError("DoReFaWeight needs 1..16 bits; use dorefa_weight(32) for full precision")
+            raise UsageError(
+                "DoReFaWeight needs 1..16 bits; use dorefa_weight(32) for full precision"
+            )
         self.bits = checked
         self.name = "dorefa"
 
@@ -82,7 +84,9 @@ class DoReFaActivation(nn.Module):
         super().__init__()
         checked = check_bits(bits)
         if checked is None:
-            raise UsageError("DoReFaActivation needs 1..16 bits; use dorefa_activation(32) for ReLU")
+            raise UsageError(
+                "DoReFaActivation needs 1..16 bits; use dorefa_activation(32) for a ReLU"
+            )
         self.bits = checked
         self.name = "dorefa"
 
@@ -95,9 +99,11 @@ class DoReFaActivation(nn.Module):
 
 def dorefa_weight(bits: int | None = FULL_PRECISION_BITS) -> nn.Module:
     """The weight quantizer for ``bits`` (1..16); ``nn.Identity()`` for 32 or None."""
-    return nn.Identity() if check_bits(bits) is None else DoReFaWeight(bits)  # type: ignore[arg-type]
+    checked = check_bits(bits)
+    return nn.Identity() if checked is None else DoReFaWeight(checked)
 
 
 def dorefa_activation(bits: int | None = FULL_PRECISION_BITS) -> nn.Module:
     """The activation quantizer for ``bits`` (1..16); a plain ``nn.ReLU()`` for 32 or None."""
-    return nn.ReLU() if check_bits(bits) is None else DoReFaActivation(bits)  # type: ignore[arg-type]
+    checked = check_bits(bits)
+    return nn.ReLU() if checked is None else DoReFaActivation(checked)

@@ -30,7 +30,9 @@ def _wavefront(
     cols = width + 2
     steps = []
     for t in range(width + 2 * (height - 1)):
-        rows = [i for i in range(max(0, (t - width + 2) // 2), min(height - 1, t // 2) + 1)]
+        rows = list(range(max(0, (t - width + 2) // 2), min(height - 1, t // 2) + 1))
+        if not rows:  # width 1: odd t has no pixel
+            continue
         i = torch.tensor(rows, dtype=torch.long)
         j = t - 2 * i
         pixel = i * width + j

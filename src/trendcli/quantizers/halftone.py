@@ -17,9 +17,9 @@ class Halftone(nn.Module):
     """HT(x) = 1/2 * sign(Kf * x_hat + 1e-3) + 1/2, values in {0, 1}.
 
     x_hat = (x - mean(x)) / (max(x) - min(x)), statistics per image over C, H, W
-    (EQUATIONS.md "Halftoning"; the authors' utils/halftone.py). Kf * x_hat is 0 only by
-    accident; there torch.sign gives 0 and HT gives 1/2. A constant image (max == min) has
-    x_hat = 0, so Kf * x_hat + 1e-3 > 0 and HT = 1 everywhere.
+    (EQUATIONS.md "Halftoning"; the authors' utils/halftone.py). Kf * x_hat + 1e-3 is exactly
+    0 only by accident; there torch.sign gives 0 and HT gives 1/2 (the formula taken as it
+    stands). A constant image (max == min) has x_hat = 0, so HT = 1 everywhere.
 
     Backward (BPDA): the gradient of the surrogate 1/2 * sigmoid(Kf * x_hat + 1e-3) + 1/2,
     through x_hat (mean, max and min included), not the identity.
