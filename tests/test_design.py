@@ -202,3 +202,11 @@ def test_design_command_writes_the_ensemble(matrix_file, tmp_path, capsys):
         main(["design", "--matrix", str(matrix_file), "--size", "9"])
     assert exit_.value.code == 1
     assert "more than the 4 candidate models" in capsys.readouterr().err
+
+
+def test_all_members_required_is_the_only_candidate():
+    # {a, c, d}: (TM_sym(a,c) 0.9 + (a,d) 0.9 + (c,d) 0.5) / 3 = 0.7667
+    for method in ("exhaustive", "greedy"):
+        result = design(TOY, NAMES, 3, require=["a", "c", "d"], method=method)
+        assert [set(c.members) for c in result.candidates] == [{"a", "c", "d"}]
+        assert result.best.score == pytest.approx(2.3 / 3)

@@ -223,6 +223,10 @@ def test_torch_graph_is_what_is_exported(models, reference):
         label, _, _, member_logits = graph(x)
     assert torch.equal(label, vote_predict(logits, "first"))
     torch.testing.assert_close(member_logits, torch.stack(logits, 1), rtol=0, atol=1e-5)
+    # folding happened on copies: the loaded members keep their parametrized float weights
+    with torch.inference_mode():
+        assert torch.equal(models[-1](x), logits[-1])
+    assert any(torch.nn.utils.parametrize.is_parametrized(m) for m in models[-1].modules())
 
 
 def test_prediction_does_not_depend_on_batch_mates(exported, reference):
@@ -313,3 +317,58 @@ def test_incompatible_members_and_bad_opset(zoo, tmp_path):
     with pytest.raises(UsageError, match="--opset must be 13..20"):
         export_ensemble(zoo[:1], tmp_path / "e.onnx", opset=9)
     assert not (tmp_path / "e.onnx").exists()
+
+
+# -- end to end (trains three members) -------------------------------------------------------------
+
+
+@pytest.mark.slow
+@needs_fmnist
+def test_trained_fp_q1_ht_ensemble_matches_torch_on_test_and_adversarial_sets(tmp_path):
+    """Done-when of the export: fp + q1 + ht trained members; the ONNX vote equals the torch
+    per-image vote on all 10000 test images and on the store's adversarial sets, and
+    `trend infer`'s accuracy equals `trend evaluate`'s clean accuracy (per-image)."""
+    from trendcli.data import load_split
+    from trendcli.ensemble import Ensemble
+    from trendcli.evaluate import EvalConfig, evaluate
+    from trendcli.infer import OnnxEnsemble, run_dataset
+    from trendcli.store import AdvStore
+    from trendcli.train import TrainConfig, train
+
+    dirs = []
+    for q in ("fp", "q1", "ht"):
+        train(TrainConfig(arch="smallcnn", epochs=1, limit_train=3000, input_quant=q, device="cpu"), tmp_path / q)
+        dirs.append(tmp_path / q)
+    ens_path = Ensemble.from_dirs(dirs).save(tmp_path / "E.json")
+    ens = Ensemble.load(ens_path)
+    onnx_path = export_ensemble(ens_path, tmp_path / "E.onnx")
+    onnx.checker.check_model(onnx.load(str(onnx_path)), full_check=True)
+    runtime = OnnxEnsemble(onnx_path, provider="cpu")
+    models = ens.models(per_image=True)
+
+    def check(x: torch.Tensor) -> None:
+        out = runtime.predict(x)
+        logits = ens.logits(x, models)
+        np.testing.assert_array_equal(out["label"], vote_predict(logits, "first").numpy())
+        np.testing.assert_allclose(out["member_logits"], torch.stack(logits, 1).numpy(), rtol=0, atol=LOGIT_TOL)
+
+    run = run_dataset(runtime, batch_size=256)
+    data, idx = load_split("fashion_mnist", "test")
+    assert run.n == len(idx) == 10000
+    torch_pred = []
+    for start in range(0, len(idx), 1000):
+        x, _ = data.batch(idx[start : start + 1000])
+        check(x)
+        torch_pred.append(ens.predict(x, models))
+    np.testing.assert_array_equal(run.pred, torch.cat(torch_pred).numpy())
+
+    store = tmp_path / "adv"
+    evaluation = evaluate(ens_path, EvalConfig(attacks=("agd",), eps=(0.03,), steps=3, limit=1000, per_image=True,
+                                               sizes=False, domination=False, store=str(store), device="cpu"))
+    assert evaluation.clean["ensemble"] == float((run.pred[:1000] == run.labels[:1000]).mean())
+    sets = AdvStore(store).list()
+    assert len(sets) == 4  # A-GD on the ensemble, PGD on each member
+    for key in sets:
+        advset = AdvStore(store).get(key)
+        for _, _, x, _, _ in advset.iter_chunks(500):
+            check(x)

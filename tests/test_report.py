@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from trendcli.cli import main
-from trendcli.errors import TrendError, UsageError
+from trendcli.errors import OnnxExportError, UsageError
 from trendcli.report import FINDINGS_END, FINDINGS_START, RunFileError, load_run, splice_findings, write_report
 
 # -- a synthetic run directory ----------------------------------------------------------------------
@@ -96,7 +96,10 @@ def build_run(root: Path, *, matrices: bool = True, ensembles: bool = True, eval
     (run / "models").mkdir(parents=True)
     (run / "study.json").write_text(json.dumps({
         "study": str(study_file), "name": "demo", "dataset": "fashion_mnist",
-        "models": [{"name": n, "dir": f"models/{n}"} for n in NAMES], "tasks": []}))
+        "models": [{"name": n, "dir": f"models/{n}"} for n in NAMES],
+        "tasks": [{"id": "design:trend3", "stage": "design", "args": {
+            "matrix": "matrices/pgd.json", "size": 3, "require": ["models/ht-s0"], "candidates": [], "tie_break": "first",
+            "out": "ensembles/trend3.json"}}]}))
     for name, mid in zip(NAMES, IDS):
         q, seed = QUANT[name]
         card = {"format": "trendcli-model/1", "id": mid, "spec": _spec(q), "train": _train(seed),
@@ -184,6 +187,7 @@ def test_report_has_every_section_and_the_numbers(run_dir, tmp_path):
     assert "<td class=num>10000</td>" in page and "<td class=num>2.50</td>" in page and "<td class=num>3.97</td>" in page
     assert "demo.toml" in page and "[zoo]" in page  # footer: the study file
     assert "trend report" in page
+    assert report.index.stat().st_mode & 0o777 == 0o644  # readable when served or shared
 
 
 def test_findings_on_the_synthetic_run(template, tmp_path):
@@ -225,13 +229,19 @@ def test_absent_sections_are_reported_as_absent(tmp_path):
     assert all(f.holds is None for f in report.findings) and "not measured" in page
 
 
-def test_recomputed_design_candidates_start_with_the_best_subset(template):
-    run = load_run(template)
+def test_design_candidates_are_recomputed_with_the_study_settings(run_dir):
+    run = load_run(run_dir)
     cands = run.ensembles[0].candidates
-    # TM_sym of {fp-s0, q1, ht}: ((0.2+0.6)/2 + (0.1+0.3)/2 + (0.3+0.1)/2) / 3 = (0.4+0.2+0.2)/3 = 0.267;
-    # {fp-s1, q1, ht}: (0.4 + 0.2 + 0.2) / 3 = 0.267 too; ties rank by the lower index tuple
-    assert cands[0]["score"] == pytest.approx(0.8 / 3)
-    assert "recomputed" in run.ensembles[0].candidates_note
+    # the study required ht-s0: {fp-s0, q1, ht} TM_sym (0.2+0.6)/2, (0.1+0.3)/2, (0.3+0.1)/2 -> (0.4+0.2+0.2)/3 = 0.267;
+    # {fp-s1, q1, ht} (0.3+0.5)/2, (0.2+0.2)/2, 0.2 -> 0.267; {fp-s0, fp-s1, ht} (0.85 + 0.2 + 0.2)/3 = 0.417
+    assert [c["score"] for c in cands] == [pytest.approx(0.8 / 3), pytest.approx(0.8 / 3), pytest.approx(1.25 / 3)]
+    assert all(IDS[3] in c["members"] for c in cands)
+    assert "the study's design settings" in run.ensembles[0].candidates_note
+    # without the study's task record: every subset of 3 of the 4 models
+    study = json.loads((run_dir / "study.json").read_text())
+    (run_dir / "study.json").write_text(json.dumps({**study, "tasks": []}))
+    again = load_run(run_dir).ensembles[0]
+    assert len(again.candidates) == 4 and "not recorded" in again.candidates_note
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -268,6 +278,14 @@ def test_wrong_shapes_name_the_file(run_dir, relpath, change, words):
     assert str(path) in str(exc.value) and "\n" not in str(exc.value)
 
 
+def test_an_onnx_file_that_is_not_an_export_names_the_file(run_dir):
+    bad = run_dir / "exports" / "trend3.onnx"
+    bad.write_bytes(b"not onnx")
+    with pytest.raises(OnnxExportError) as exc:
+        load_run(run_dir)
+    assert str(bad) in str(exc.value) and "\n" not in str(exc.value)
+
+
 def test_not_a_run_directory(tmp_path):
     with pytest.raises(UsageError, match="no run directory"):
         load_run(tmp_path / "missing")
@@ -283,7 +301,9 @@ def test_splice_replaces_only_between_the_markers(tmp_path):
     before = "# Title\n\nIntro | with a pipe.\n\n"
     after = "\n\n## Later\ntext\n"
     readme.write_text(f"{before}{FINDINGS_START}\nold table\n{FINDINGS_END}{after}")
+    readme.chmod(0o640)
     assert splice_findings(readme, "| a | b |\n| - | - |\n") is True
+    assert readme.stat().st_mode & 0o777 == 0o640  # the rename keeps the README's mode
     assert readme.read_text() == f"{before}{FINDINGS_START}\n| a | b |\n| - | - |\n{FINDINGS_END}{after}"
     assert splice_findings(readme, "| a | b |\n| - | - |\n") is False  # same table: unchanged
     assert [p.name for p in tmp_path.iterdir()] == ["README.md"]  # no temp files left behind
@@ -338,5 +358,5 @@ def test_chromium_renders_a_page_that_is_not_blank(template, tmp_path):
     pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
     non_white = (pixels < 245).any(axis=1).mean()
     colours = len(np.unique(pixels[:: 7], axis=0))
-    # the header bar alone is ~5% of the page; text, tables and images add more and many colours
-    assert non_white > 0.08 and colours > 50
+    # a page with only the header bar: 7.5% non-white, 2 colours; the report: ~22% and thousands of colours
+    assert non_white > 0.12 and colours > 200

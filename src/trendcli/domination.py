@@ -140,7 +140,7 @@ def _signed(t: torch.Tensor, scale: float) -> np.ndarray:
     return a[0] if a.shape[0] == 1 else np.transpose(a, (1, 2, 0))
 
 
-def plot_domination(result: Domination, path: str | Path, title: str | None = None) -> Path:
+def plot_domination(result: Domination, path: str | Path, title: str | None = None, labels: Sequence[str] | None = None) -> Path:
     """A PNG like the paper's figure 7 for the kept image.
 
     Row 1: the image and each member's gradient G_k. Row 2: each S_k = sign(G_k).
@@ -172,7 +172,7 @@ def plot_domination(result: Domination, path: str | Path, title: str | None = No
     img = ex["image"].numpy()
     show(axes[0, 0], img[0] if img.shape[0] == 1 else np.transpose(img, (1, 2, 0)), "image")
     grads, signs = ex["grads"], ex["grads"].sign()
-    for j, name in enumerate(result.ids):
+    for j, name in enumerate(labels if labels is not None else result.ids):
         scale = float(grads[j].abs().max()) or 1.0
         show(axes[0, j + 1], _signed(grads[j], scale), f"G{j + 1} {name}")
         show(axes[1, j + 1], _signed(signs[j], 1.0), f"S{j + 1}")

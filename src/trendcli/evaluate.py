@@ -521,6 +521,7 @@ def evaluate(
 
 def write_outputs(evaluation: Evaluation, out_dir: Path, domination: Any = None) -> dict[str, str]:
     """The PNGs (figures 6, 8, 9 and 7 alike) and evaluation.json in ``out_dir``; returns the plot paths."""
+    from .heatmap import short_labels
     from .plots import plot_accuracy_bars, plot_accuracy_vs_size, plot_attack_success
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -537,7 +538,7 @@ def write_outputs(evaluation: Evaluation, out_dir: Path, domination: Any = None)
     panels = []
     for k in keys:
         rule = strongest_attack(adv, k)
-        groups = ["ensemble", *members]
+        groups = ["ensemble", *short_labels(members)]
         series = {"clean": [evaluation.clean["ensemble"], *(evaluation.clean["members"][m] for m in members)]}
         series[f"white-box ({rule} / pgd)"] = [adv[rule][k] if rule else None, *(member_adv[m].get(k) for m in members)]
         if k in transfer:
@@ -556,7 +557,7 @@ def write_outputs(evaluation: Evaluation, out_dir: Path, domination: Any = None)
     if domination is not None and domination.example is not None:
         from .domination import plot_domination
 
-        plots["domination"] = str(plot_domination(domination, out_dir / PLOT_FILES["domination"]))
+        plots["domination"] = str(plot_domination(domination, out_dir / PLOT_FILES["domination"], labels=short_labels(members)))
     evaluation.plots = plots
     write_json_atomic(out_dir / "evaluation.json", evaluation.to_dict())
     return plots

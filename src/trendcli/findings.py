@@ -26,7 +26,10 @@ __all__ = [
     "ensemble_robustness_finding",
     "export_accuracy_finding",
     "findings_markdown",
+    "fmt",
+    "fmt_ratio",
     "low_bit_input_finding",
+    "quant_label",
     "seed_finding",
 ]
 

@@ -89,12 +89,13 @@ def plot_heatmap(
     fontsize = 8 if max(s, t) <= 12 else 6
     label_room = 0.09 * max(len(x) for x in list(row_labels) + col_labels) + 0.6
     width = label_room + cell * (t + 1.6) + 1.2
-    height = label_room + cell * (s + 1.6) + (0.5 if title else 0.2)
+    top_room = 0.75 if title else 0.35
+    height = label_room + cell * (s + 1.6) + top_room
     fig = plt.figure(figsize=(width, height))
     grid = fig.add_gridspec(
         2, 3, width_ratios=[t, 1, 0.35], height_ratios=[s, 1], wspace=0.06, hspace=0.06,
         left=label_room / width, right=1 - 0.9 / width, bottom=label_room / height,
-        top=1 - (0.5 if title else 0.2) / height,
+        top=1 - top_room / height,
     )
     ax = fig.add_subplot(grid[0, 0])
     image = _draw(ax, values, colours, vmin, vmax, fmt, fontsize)
@@ -102,7 +103,7 @@ def plot_heatmap(
     ax.set_yticks(range(s), labels=row_labels, fontsize=fontsize + 1)
     ax.set_ylabel("source")
     if title:
-        ax.set_title(title, fontsize=fontsize + 3)
+        fig.suptitle(title, fontsize=fontsize + 3, y=1 - 0.12 / height, va="top")
 
     ax_row = fig.add_subplot(grid[0, 1])
     if row_avg is not None:

@@ -47,7 +47,7 @@ def plot_attack_success(
     for i, (label, values) in enumerate(success.items()):
         ax.plot(list(eps), _nan(values), marker=markers[i % len(markers)], label=label)
     ax.set_xlabel("eps (L-inf, [0, 1] pixel scale)")
-    ax.set_ylabel("attack success rate")
+    ax.set_ylabel("attack success (1 - adversarial accuracy)")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import findings as claims
 from .errors import TrendError, UsageError
 from .findings import (
     Finding,
@@ -38,10 +38,9 @@ from .findings import (
     low_bit_input_finding,
     seed_finding,
 )
-from .fsio import write_json_atomic
 
-__all__ = ["FINDINGS_END", "FINDINGS_START", "Report", "Run", "RunFileError", "compute_findings", "load_run",
-           "render_html", "splice_findings", "write_report"]
+__all__ = ["FINDINGS_END", "FINDINGS_START", "Report", "Run", "RunFileError", "compute_findings", "findings_table",
+           "load_run", "render_html", "splice_findings", "write_report"]
 
 FINDINGS_START = "<!-- findings:start -->"
 FINDINGS_END = "<!-- findings:end -->"
@@ -95,6 +94,8 @@ def _square(value: Any, k: int, path: Path, what: str) -> np.ndarray:
 
 @dataclass
 class ModelRow:
+    """A model of the run and its card (None: not trained yet)."""
+
     name: str
     dir: Path
     card: dict[str, Any] | None  # None: not trained (yet)
@@ -102,6 +103,8 @@ class ModelRow:
 
 @dataclass
 class MatrixView:
+    """A transferability matrix file, its TM (NaN = undefined) and its heatmaps."""
+
     name: str
     path: Path
     data: dict[str, Any]
@@ -114,6 +117,8 @@ class MatrixView:
 
 @dataclass
 class EnsembleView:
+    """A designed ensemble and its ranked design candidates."""
+
     name: str
     path: Path
     data: dict[str, Any]
@@ -123,6 +128,8 @@ class EnsembleView:
 
 @dataclass
 class EvaluationView:
+    """An ensemble evaluation and its plots."""
+
     name: str
     path: Path
     data: dict[str, Any]
@@ -131,6 +138,8 @@ class EvaluationView:
 
 @dataclass
 class ExportView:
+    """An ONNX export (file, metadata) and its inference record."""
+
     name: str
     onnx: Path | None
     onnx_bytes: int | None
@@ -240,8 +249,23 @@ def _load_matrix(run: Run, path: Path) -> MatrixView:
     return MatrixView(path.stem, path, data, names, tm, n_g, _matrix_entries(run, data, names, path), pngs)
 
 
+def _design_limits(run: Run, path: Path, mx: MatrixView) -> tuple[list[str], list[str] | None] | None:
+    """The require/candidates names the study's design task used for ``path`` (None if unknown)."""
+    tasks = (run.study or {}).get("tasks") or []
+    task = next((t for t in tasks if isinstance(t, dict) and t.get("stage") == "design" and isinstance(t.get("args"), dict)
+                 and Path(str(t["args"].get("out", ""))).name == path.name), None)
+    if task is None:
+        return None
+    by_dir = {Path(str(d)).name: n for n, d in zip(mx.names, mx.data.get("model_dirs") or []) if d}
+    found = [[by_dir.get(Path(str(d)).name) for d in task["args"].get(key) or []] for key in ("require", "candidates")]
+    if any(None in names for names in found):
+        return None
+    return found[0], found[1] or None
+
+
 def _design_candidates(run: Run, data: dict[str, Any], path: Path) -> tuple[list[dict[str, Any]] | None, str]:
-    """The design's ranked candidates: as recorded, or recomputed from the design's matrix."""
+    """The design's ranked candidates: as recorded, or recomputed from the design's matrix with
+    the study's require/candidates settings (trendcli.design, the same scoring as `trend design`)."""
     design = data.get("design") if isinstance(data.get("design"), dict) else {}
     recorded = design.get("candidates")
     if isinstance(recorded, list):
@@ -255,16 +279,17 @@ def _design_candidates(run: Run, data: dict[str, Any], path: Path) -> tuple[list
     from .design import design as design_subsets
     from .transfer import symmetrize
 
-    members = [m.get("id") for m in data["members"]]
-    size = len(members)
-    if size < 2 or size > len(mx.names):
+    size = len(data["members"])
+    limits = _design_limits(run, path, mx)
+    require, pool = limits if limits is not None else ([], None)
+    if size < 2 or size > len(pool or mx.names):
         return None, "no candidates for an ensemble of this size"
     clean = {k: float(v) for k, v in (mx.data.get("clean_accuracy") or {}).items() if isinstance(v, (int, float))}
-    result = design_subsets(symmetrize(mx.tm), mx.names, size, top=5, clean_accuracy=clean,
+    result = design_subsets(symmetrize(mx.tm), mx.names, size, require, pool, top=5, clean_accuracy=clean,
                             nan_policy=str(design.get("nan_policy") or "worst"))
-    return [c.to_dict() for c in result.candidates], (
-        f"recomputed from {mx.path.name} over all {len(mx.names)} models; the study's require/candidates limits are not applied"
-    )
+    where = (f"recomputed from {mx.path.name} with the study's design settings" if limits is not None else
+             f"recomputed from {mx.path.name} over all {len(mx.names)} models (the study's design settings are not recorded)")
+    return [c.to_dict() for c in result.candidates], where
 
 
 def _load_ensemble(run: Run, path: Path) -> EnsembleView:
@@ -380,13 +405,11 @@ def _not_measured(key: str, claim: str, paper: str, why: str) -> Finding:
 
 
 def _matrix_findings(run: Run) -> list[Finding]:
-    from . import findings as F
-
     if not run.matrices:
         why = "no transferability matrix in this run"
-        return [_not_measured("low_bit_input", F.LOW_BIT_CLAIM, F.LOW_BIT_PAPER, why),
-                _not_measured("asymmetry", F.ASYMMETRY_CLAIM, F.ASYMMETRY_PAPER, why),
-                _not_measured("seed", F.SEED_CLAIM, F.SEED_PAPER, why)]
+        return [_not_measured("low_bit_input", claims.LOW_BIT_CLAIM, claims.LOW_BIT_PAPER, why),
+                _not_measured("asymmetry", claims.ASYMMETRY_CLAIM, claims.ASYMMETRY_PAPER, why),
+                _not_measured("seed", claims.SEED_CLAIM, claims.SEED_PAPER, why)]
     out = []
     several = len(run.matrices) > 1
     for kind in ("low_bit_input", "asymmetry", "seed"):
@@ -404,12 +427,10 @@ def _matrix_findings(run: Run) -> list[Finding]:
 
 
 def _evaluation_findings(run: Run) -> list[Finding]:
-    from . import findings as F
-
     if not run.evaluations:
         why = "no ensemble evaluation in this run"
-        return [_not_measured("agd_vs_dag", F.AGD_CLAIM, F.AGD_PAPER, why),
-                _not_measured("ensemble_robustness", F.ENSEMBLE_CLAIM, F.ENSEMBLE_PAPER, why)]
+        return [_not_measured("agd_vs_dag", claims.AGD_CLAIM, claims.AGD_PAPER, why),
+                _not_measured("ensemble_robustness", claims.ENSEMBLE_CLAIM, claims.ENSEMBLE_PAPER, why)]
     several = len(run.evaluations) > 1
     agd_rows, ens_rows = [], []
     for ev in run.evaluations:
@@ -422,7 +443,7 @@ def _evaluation_findings(run: Run) -> list[Finding]:
             succ = lambda acc: None if acc is None else 1.0 - acc  # noqa: E731
             f = agd_vs_dag_finding(eps, [succ(agd[e]) for e in eps], [succ(dag[e]) for e in eps], source=src)
         else:
-            f = Finding("agd_vs_dag", F.AGD_CLAIM, F.AGD_PAPER, "the evaluation did not run both agd and dag", None, source=src)
+            f = Finding("agd_vs_dag", claims.AGD_CLAIM, claims.AGD_PAPER, "the evaluation did not run both agd and dag", None, source=src)
         agd_rows.append(_tag(f, label))
         rows = _rows_by(ev, "agd")
         attack = "agd"
@@ -437,7 +458,7 @@ def _evaluation_findings(run: Run) -> list[Finding]:
                 {m: [(r.get("member_pgd_accuracy") or {}).get(m) for r in rows] for m in members}, source=src,
             )
         else:
-            f = Finding("ensemble_robustness", F.ENSEMBLE_CLAIM, F.ENSEMBLE_PAPER, "no ensemble attack in the evaluation", None, source=src)
+            f = Finding("ensemble_robustness", claims.ENSEMBLE_CLAIM, claims.ENSEMBLE_PAPER, "no ensemble attack in the evaluation", None, source=src)
         ens_rows.append(_tag(f, label))
     return agd_rows + ens_rows
 
@@ -458,8 +479,6 @@ def _form_note(run: Run, ev: EvaluationView) -> str:
 
 
 def _export_findings(run: Run) -> list[Finding]:
-    from . import findings as F
-
     found = []
     for ex in run.exports:
         record = ex.infer_path or ex.onnx
@@ -469,7 +488,7 @@ def _export_findings(run: Run) -> list[Finding]:
         if ex.infer is None:
             f = export_accuracy_finding(None, None, None, None, source=src)
         elif ev is None:
-            f = Finding("export_accuracy", F.EXPORT_CLAIM, F.EXPORT_PAPER,
+            f = Finding("export_accuracy", claims.EXPORT_CLAIM, claims.EXPORT_PAPER,
                         f"ONNX {fmt(ex.infer['accuracy'], 4)} on {ex.infer['n']} images; no torch evaluation of the same members",
                         None, {"onnx_accuracy": ex.infer["accuracy"], "onnx_images": ex.infer["n"]}, src)
         else:
@@ -485,7 +504,7 @@ def _export_findings(run: Run) -> list[Finding]:
             )
         found.append(_tag(f, ex.name if len(run.exports) > 1 else None))
     if not found:
-        found.append(_not_measured("export_accuracy", F.EXPORT_CLAIM, F.EXPORT_PAPER, "no export in this run"))
+        found.append(_not_measured("export_accuracy", claims.EXPORT_CLAIM, claims.EXPORT_PAPER, "no export in this run"))
     return found
 
 
@@ -506,7 +525,8 @@ nav a{margin-right:18px;color:#0b3d91;text-decoration:none;font-weight:600}
 h2{border-bottom:2px solid #0b3d91;padding-bottom:4px;margin-top:36px;color:#0b3d91}h3{margin-bottom:6px}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:13.5px}
 th,td{border:1px solid #d0d7de;padding:4px 9px;text-align:left;vertical-align:top}
-th{background:#eef2f7}tr:nth-child(even) td{background:#fafbfc}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#eef2f7}tr:nth-child(even) td{background:#fafbfc}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}.tw{overflow-x:auto;max-width:100%}
 img{max-width:100%;border:1px solid #d0d7de;margin:6px 0}
 .figs{display:flex;flex-wrap:wrap;gap:14px}.figs figure{margin:0;flex:1 1 420px}figcaption{font-size:12px;color:#57606a}
 .muted{color:#57606a}.cards{display:flex;flex-wrap:wrap;gap:12px}
@@ -525,11 +545,11 @@ def _e(value: Any) -> str:
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[Any]], num_from: int = 99) -> str:
     """An HTML table; cells are escaped text, columns from ``num_from`` on right-aligned."""
-    out = ["<table><thead><tr>", *(f"<th>{_e(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    out = ['<div class="tw"><table><thead><tr>', *(f"<th>{_e(h)}</th>" for h in head), "</tr></thead><tbody>"]
     for row in rows:
         cells = "".join(f"<td{' class=num' if i >= num_from else ''}>{_e(c)}</td>" for i, c in enumerate(row))
         out.append(f"<tr>{cells}</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "".join(out)
 
 
@@ -754,11 +774,14 @@ def render_html(run: Run, findings: list[Finding], generated: str | None = None)
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
+    """Temp file beside ``path`` + rename; an existing file keeps its mode, a new one is 0644."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -803,8 +826,9 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, readme:
     index = out / "index.html"
     _write_text_atomic(index, render_html(run, findings, generated))
     _write_text_atomic(out / "findings.md", md)
-    write_json_atomic(out / "findings.json", {"study": run.name, "dataset": run.dataset, "run_dir": str(run.path),
-                                              "generated": generated, "findings": [f.to_dict() for f in findings]})
+    record = {"study": run.name, "dataset": run.dataset, "run_dir": str(run.path), "generated": generated,
+              "findings": [f.to_dict() for f in findings]}
+    _write_text_atomic(out / "findings.json", json.dumps(record, indent=2) + "\n")
     report = Report(index, out / "findings.md", out / "findings.json", findings)
     if readme is not None:
         report.readme = Path(readme)

@@ -20,6 +20,16 @@ CONFIGS = [(1, 28, 10), (3, 32, 10), (3, 32, 100)]
 TOO_SMALL_AT_28 = {"tv_vgg11", "tv_vgg19", "tv_densenet121"}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Batches of two gain nothing from a second thread, and on a shared machine the threads'
+    # spin-waiting made this module several times slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def build(name: str, in_channels: int, image_size: int, num_classes: int) -> nn.Module:
     """The contract tests' model: width 0.25 where the family has a width multiplier."""
     torch.manual_seed(0)

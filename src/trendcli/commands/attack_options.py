@@ -29,7 +29,7 @@ MaxIter = Annotated[Optional[int], typer.Option("--max-iter", help="DeepFool ite
 
 Store = Annotated[Path, typer.Option("--store", help="Adversarial-set store directory (shared by every command).")]
 Limit = Annotated[Optional[int], typer.Option("--limit", help="Attack the first N images of the split.")]
-BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help="Images per chunk [default: 128, or the authors' batch for per-minibatch Qb].")]
+BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help="Images per chunk (default: 128, or the authors' batch for per-minibatch Qb).")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 Split = Annotated[str, typer.Option("--split", help="test or val.")]
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the dataset files are.")]

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         nan_policy: Annotated[str, typer.Option("--nan", help="Undefined TM pairs: worst (count as 1.0) or skip.")] = "worst",
         tie_break: Annotated[str, typer.Option("--tie-break", help="Vote tie-break written to the ensemble: first, paper or confidence.")] = "first",
         seed: Annotated[int, typer.Option("--seed", help="Seed of the paper tie-break.")] = 0,
-        per_image: Annotated[Optional[bool], typer.Option("--per-image/--per-batch", help="Evaluate the members with per-image (deployed) or per-minibatch Qb [default: as trained].")] = None,
+        per_image: Annotated[Optional[bool], typer.Option("--per-image/--per-batch", help="Evaluate the members with per-image (deployed) or per-minibatch Qb (default: as trained).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ) -> None:
         """Design a TREND ensemble: the K models with the lowest mean pairwise symmetrized TM."""

@@ -34,15 +34,15 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Seed of the attacks' random starts.")] = 0,
         transfer_from: Annotated[Optional[Path], typer.Option("--transfer-from", help="Outside source model dir for a black-box PGD transfer attack.")] = None,
         tie_break: Annotated[Optional[str], typer.Option("--tie-break", help="Override the ensemble's vote tie-break: first, paper, confidence.")] = None,
-        per_image: Annotated[Optional[bool], typer.Option("--per-image/--per-batch", help="Members' Qb statistics per image (deployed form) or per minibatch [default: the ensemble's setting].")] = None,
+        per_image: Annotated[Optional[bool], typer.Option("--per-image/--per-batch", help="Members' Qb statistics per image (deployed form) or per minibatch (default: the ensemble's setting).")] = None,
         sizes: Annotated[bool, typer.Option("--sizes/--no-sizes", help="Accuracy vs ensemble size over the members' prefixes (extra attacks).")] = True,
         domination: Annotated[bool, typer.Option("--domination/--no-domination", help="Measure gradient domination and plot it.")] = True,
         store: Annotated[Path, typer.Option("--store", help="Adversarial-set store (cache).")] = Path("runs/adv"),
         force: Annotated[bool, typer.Option("--force", help="Regenerate adversarial sets even if cached.")] = False,
-        batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per attack chunk [default: the attack's choice; part of the key for per-minibatch Qb].")] = None,
+        batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per attack chunk (default: the attack's choice; part of the key for per-minibatch Qb).")] = None,
         device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
         data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where the dataset files are.")] = None,
-        out: Annotated[Optional[Path], typer.Option("--out", help="Directory for evaluation.json and the PNGs [default: runs/eval/<ensemble name>].")] = None,
+        out: Annotated[Optional[Path], typer.Option("--out", help="Directory for evaluation.json and the PNGs (default: runs/eval/<ensemble name>).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation JSON.")] = False,
     ) -> None:
         """Attack the ensemble (white-box ensemble attacks, PGD on each member, optional transfer) and compare."""

@@ -31,6 +31,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Accuracy, member agreement and speed on a dataset, or JSON lines of predictions for image files."""
         from ..errors import UsageError
+        from rich.markup import escape
+
         from ..infer import OnnxEnsemble, predict_files, run_dataset
 
         files = list(images or []) + list(more_images or [])
@@ -38,7 +40,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError("give either --dataset NAME or --images PATH... (image files)")
         ens = OnnxEnsemble(onnx, provider=provider, threads=threads)
         for message in ens.messages:
-            err_console.print(f"[yellow]note:[/] {message}")
+            err_console.print(f"[yellow]note:[/] {escape(message)}")
         if files:
             for row in predict_files(ens, files, batch_size=batch_size):
                 sys.stdout.write(json.dumps(row) + "\n")

@@ -121,14 +121,20 @@ def _print_groups(groups: dict[str, Any]) -> None:
     def pm(mean: float | None, std: float | None, spec: str) -> str:
         return "n/a" if mean is None else f"{mean:{spec}} +- {_fmt(std, spec)}"
 
+    single = [g for g in names if len(groups["members"][g]) < 2]
     for i, g in enumerate(names):
+        if g in single:
+            continue  # one model: no pair of two seeds
         table.add_row(
             g, str(len(groups["members"][g])), str(groups["pairs"][i][i]),
             pm(groups["n_g_mean"][i][i], groups["n_g_std"][i][i], ".1f"),
             pm(groups["n_t_mean"][i][i], groups["n_t_std"][i][i], ".1f"),
             pm(groups["tm_mean"][i][i], groups["tm_std"][i][i], ".3f"),
         )
-    console.print(table)
+    if len(single) < len(names):
+        console.print(table)
+    if single:
+        console.print(f"no seed statistics for {', '.join(single)}: one model each (train more seeds)")
     if len(names) > 1:
         cross = Table(title="mean TM between groups (rows source group, columns target group)")
         cross.add_column("source \\ target")

@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_cmd(
         run_dir: Annotated[Path, typer.Argument(help="Run directory of a study (what `trend run` wrote).")],
-        out: Annotated[Optional[Path], typer.Option("--out", help="Directory for index.html, findings.md and findings.json [default: RUN_DIR/report].")] = None,
+        out: Annotated[Optional[Path], typer.Option("--out", help="Directory for index.html, findings.md and findings.json (default: RUN_DIR/report).")] = None,
         readme: Annotated[Optional[Path], typer.Option("--readme", help="Also replace the findings table between the <!-- findings:start --> and <!-- findings:end --> lines of this file.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print what was written and each finding's verdict as JSON.")] = False,
     ) -> None:

@@ -59,10 +59,16 @@ def matrix_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dic
 def design_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dict[str, Any]:
     from ..design import design_from_matrix, ensemble_from_design
 
-    result = design_from_matrix(
-        run_dir / args["matrix"], args["size"], require=[Path(run_dir / r).name for r in args["require"]],
-        candidates=[Path(run_dir / c).name for c in args["candidates"]] or None,
-    )
+    from ..matrix import TransferMatrix
+
+    matrix_path = run_dir / args["matrix"]
+    mx = TransferMatrix.load(matrix_path)
+    name_of = {Path(d).resolve(): n for n, d in zip(mx.names, mx.model_dirs)}
+
+    def names(dirs: list[str]) -> list[str]:
+        return [name_of[(run_dir / d).resolve()] for d in dirs]
+
+    result = design_from_matrix(matrix_path, args["size"], require=names(args["require"]), candidates=names(args["candidates"]) or None)
     ens = ensemble_from_design(result, tie_break=args["tie_break"])
     ens.save(run_dir / args["out"])
     best = result.candidates[0]
@@ -101,8 +107,8 @@ def export_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dic
 def report_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dict[str, Any]:
     from ..report import write_report
 
-    path = write_report(run_dir, run_dir / args["out"])
-    return {"report": str(path)}
+    report = write_report(run_dir, run_dir / args["out"])
+    return {"report": str(report.index)}
 
 
 STAGE_FUNCTIONS: dict[str, Callable[[dict[str, Any], Path, Progress], dict[str, Any]]] = {
