@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.trendcli-installed
 FMNIST  := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 TORCH   := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test test-all bench clean-runs
+.PHONY: setup demo test bench clean-runs readme-findings
 
 setup: $(STAMP) $(FMNIST)
 
@@ -37,3 +37,6 @@ bench: setup
 
 clean-runs:
 	rm -rf runs
+
+readme-findings: setup
+	$(BIN)/trend report runs/fashion-mnist --out runs/fashion-mnist/report --readme README.md

@@ -7,6 +7,7 @@ goes chunk by chunk into a partial file that a rerun resumes.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,16 +150,18 @@ def attack(
     force: bool = False,
     data_dir: Path | None = None,
     tie_break: str = "first",
-    layout: str = "auto",
+    layout: str | None = None,
     progress: Progress | None = None,
 ) -> AttackResult:
     """Attack one model (or an ensemble with a direction rule) and keep the set in the store.
 
     ``batch_size`` None: 128 per chunk, or the authors' batch when a member quantizes per
     minibatch (then the chunk is part of the set's key, since it changes the model's output).
-    ``layout`` auto: each model runs in the memory format measured faster for it.
+    ``layout`` auto: each model runs in the memory format measured faster for it; None reads
+    $TREND_LAYOUT (default auto), so a study can fix it for every attack it runs.
     """
     progress = progress or NullProgress()
+    layout = layout or os.environ.get("TREND_LAYOUT", "auto")
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}")
     if batch_size is not None and batch_size < 1:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from .arguments import check_arguments, scale_channels
 
 #: Widths of the three groups for k = 1.
@@ -48,7 +49,7 @@ class WideResNet(nn.Module):
     def __init__(self, depth: int, widen_factor: float, in_channels: int, num_classes: int, dropout: float = 0.0):
         super().__init__()
         if (depth - 4) % 6 != 0 or depth < 10:
-            raise ValueError(f"WideResNet depth must be 6n + 4 with n >= 1, got {depth}")
+            raise UsageError(f"WideResNet depth must be 6n + 4 with n >= 1, got {depth}")
         n = (depth - 4) // 6
         self.conv1 = nn.Conv2d(in_channels, STEM_WIDTH, 3, padding=1, bias=False)
         groups, in_planes = [], STEM_WIDTH

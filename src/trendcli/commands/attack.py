@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         tie_break: Annotated[str, typer.Option("--tie-break", help="Ensemble vote tie-break: first, paper, confidence.")] = "first",
         store: ao.Store = Path("runs/adv"), limit: ao.Limit = None, batch_size: ao.BatchSize = None,
         device: ao.Device = "auto", split: ao.Split = "test", data_dir: ao.DataDir = None, force: ao.Force = False,
-        layout: ao.Layout = "auto",
+        layout: ao.Layout = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     ) -> None:
         """Attack a model (or an ensemble) and cache the adversarial set in the HDF5 store."""

@@ -34,7 +34,7 @@ Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 Split = Annotated[str, typer.Option("--split", help="test or val.")]
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the dataset files are.")]
 Force = Annotated[bool, typer.Option("--force", help="Regenerate sets even if cached (also replaces a corrupt file).")]
-Layout = Annotated[str, typer.Option("--layout", help="Memory layout: auto (measured per model), contiguous, channels_last.")]
+Layout = Annotated[Optional[str], typer.Option("--layout", help="Memory layout: auto (measured per model), contiguous, channels_last (default: $TREND_LAYOUT or auto).")]
 
 
 def attack_params(

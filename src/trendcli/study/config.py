@@ -95,6 +95,7 @@ class Study:
     device: str
     cpus_per_task: int
     store: Path
+    layout: str = "auto"
     models: list[ModelEntry] = field(default_factory=list)
     attacks: list[AttackEntry] = field(default_factory=list)
     matrices: list[MatrixEntry] = field(default_factory=list)
@@ -195,7 +196,7 @@ def load_study(path: Path | str, run_dir: Path | str | None = None) -> Study:
             raise StudyError(f"{path}: unknown table [{key}]; allowed: {', '.join(sorted(top_allowed))}")
 
     st = doc.get("study", {})
-    _check_unknown(c, st, "study", {"name", "dataset", "run_dir", "data_dir", "device", "cpus_per_task", "store"})
+    _check_unknown(c, st, "study", {"name", "dataset", "run_dir", "data_dir", "device", "cpus_per_task", "store", "layout"})
     name = _get(c, st, "study", "name", str, path.stem)
     dataset = canonical(_get(c, st, "study", "dataset", str, "fashion_mnist"))
     rd = Path(run_dir) if run_dir else Path(_get(c, st, "study", "run_dir", str, f"runs/{name}"))
@@ -205,6 +206,7 @@ def load_study(path: Path | str, run_dir: Path | str | None = None) -> Study:
         path=path, name=name, dataset=dataset, run_dir=rd, data_dir=Path(data_dir) if data_dir else None,
         device=_get(c, st, "study", "device", str, "auto"),
         cpus_per_task=_get(c, st, "study", "cpus_per_task", int, 0), store=store,
+        layout=_get(c, st, "study", "layout", str, "auto"),
         report=bool(doc.get("report", {}).get("enabled", True)) if isinstance(doc.get("report"), dict) else True,
     )
 

@@ -39,7 +39,9 @@ class StudyResult:
         return path if path.exists() else None
 
 
-def execute_task(task: dict[str, Any], run_dir: str, threads: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
+def execute_task(
+    task: dict[str, Any], run_dir: str, threads: int | None = None, layout: str = "auto", progress: Progress | None = None
+) -> dict[str, Any]:
     """Run one task (in this process or a Ray worker) and write its marker. Returns the record."""
     import torch
 
@@ -47,6 +49,7 @@ def execute_task(task: dict[str, Any], run_dir: str, threads: int | None = None,
 
     if threads:
         torch.set_num_threads(threads)
+    os.environ["TREND_LAYOUT"] = layout  # every attack of the task uses the study's layout
     start = time.perf_counter()
     summary = run_stage(task["stage"], task["args"], Path(run_dir), progress or NullProgress())
     record = {"id": task["id"], "key": task["key"], "seconds": round(time.perf_counter() - start, 2), "summary": summary,
@@ -95,18 +98,18 @@ def run_study(
     if executor == "local":
         for t in todo:
             progress.log(f"[{t.stage}] {t.id.split(':', 1)[1]}")
-            record = execute_task(t.to_dict(), str(run_dir), threads, progress)
+            record = execute_task(t.to_dict(), str(run_dir), threads, study.layout, progress)
             result.tasks.append({"id": t.id, "status": "ran", "seconds": record["seconds"]})
             progress.advance(overall)
     else:
-        for record in _run_on_ray(todo, done, run_dir, threads, address, progress, overall):
+        for record in _run_on_ray(todo, done, run_dir, threads, study.layout, address, progress, overall):
             result.tasks.append({"id": record["id"], "status": "ran", "seconds": record["seconds"]})
     progress.done(overall)
     write_json_atomic(run_dir / "last_run.json", {"executor": executor, "tasks": result.tasks})
     return result
 
 
-def _run_on_ray(todo: list[Task], done: set[str], run_dir: Path, threads: int, address: str | None, progress: Progress, overall: Any):
+def _run_on_ray(todo: list[Task], done: set[str], run_dir: Path, threads: int, layout: str, address: str | None, progress: Progress, overall: Any):
     """Submit each task as a Ray task once its dependencies finished; yield records as they end."""
     try:
         import ray
@@ -124,7 +127,7 @@ def _run_on_ray(todo: list[Task], done: set[str], run_dir: Path, threads: int, a
         while waiting or pending:
             for t in [t for t in waiting if all(d in finished for d in t.deps)]:
                 waiting.remove(t)
-                ref = remote.options(num_cpus=t.cpus, num_gpus=t.gpus, name=t.id).remote(t.to_dict(), str(run_dir.resolve()), t.cpus)
+                ref = remote.options(num_cpus=t.cpus, num_gpus=t.gpus, name=t.id).remote(t.to_dict(), str(run_dir.resolve()), t.cpus, layout)
                 pending[ref] = t
             if not pending:
                 raise StudyError(f"tasks wait on unfinished dependencies: {', '.join(t.id for t in waiting[:4])}")
