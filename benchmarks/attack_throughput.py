@@ -14,6 +14,7 @@ round. PGD: eps 8/255, alpha 0.01, 40 steps, random start.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Callable
 
@@ -68,7 +69,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
 
     data, idx = load_split("fashion_mnist", "test")
     x, y = data.batch(idx[: args.images])
@@ -129,7 +130,8 @@ def main() -> None:
     print()
     print(f"A-GD, K = 3 members, batch 256, {name_of[fmt]}: {agd_s:.2f} s for {len(x)} images; "
           f"3 x single-model PGD: {pgd3_s:.2f} s; ratio {agd_s / pgd3_s:.2f}")
-    print(f"total benchmark time {time.perf_counter() - started:.0f} s")
+    print(f"total benchmark time {time.perf_counter() - started:.0f} s; 1-minute load average "
+          f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":

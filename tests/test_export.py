@@ -363,9 +363,9 @@ def test_trained_fp_q1_ht_ensemble_matches_torch_on_test_and_adversarial_sets(tm
     np.testing.assert_array_equal(run.pred, torch.cat(torch_pred).numpy())
 
     store = tmp_path / "adv"
-    evaluation = evaluate(ens_path, EvalConfig(attacks=("agd",), eps=(0.03,), steps=3, limit=1000, per_image=True,
+    evaluation = evaluate(ens_path, EvalConfig(attacks=("agd",), eps=(0.03,), steps=2, limit=500, per_image=True,
                                                sizes=False, domination=False, store=str(store), device="cpu"))
-    assert evaluation.clean["ensemble"] == float((run.pred[:1000] == run.labels[:1000]).mean())
+    assert evaluation.clean["ensemble"] == float((run.pred[:500] == run.labels[:500]).mean())
     sets = AdvStore(store).list()
     assert len(sets) == 4  # A-GD on the ensemble, PGD on each member
     for key in sets:

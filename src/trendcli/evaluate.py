@@ -457,7 +457,8 @@ def evaluate(
             own = _accuracy(logits[-1].argmax(1), adv_labels)
         row = SetResult(kind, source_ids, method, eps, result.key, bool(result.cached), float(result.seconds), own, ens_acc, member_acc)
         sets.append(row)
-        progress.log(f"{kind} {method} eps {eps:g} on {'+'.join(source_ids)}: source {own:.4f}, ensemble {ens_acc:.4f}"
+        on = "the ensemble" if kind == "ensemble" else "+".join(source_ids)
+        progress.log(f"{kind} {method} eps {eps:g} on {on}: adversarial accuracy {own:.4f}, ensemble vote {ens_acc:.4f}"
                      + (" (cached)" if result.cached else ""))
         return row
 

@@ -84,6 +84,7 @@ class CurveFit:
     b: float
     converged: bool = True
     rmse_fit: float = float("nan")  # on the fitted points themselves
+    note: str = ""  # why (a, b) sit on a bound, if they do
 
     def __call__(self, eps: np.ndarray | float) -> np.ndarray:
         if self.a == 0:
@@ -91,7 +92,8 @@ class CurveFit:
         return strength_curve(eps, self.a, self.b)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a": _num(self.a), "b": _num(self.b), "converged": self.converged, "rmse_fit": _num(self.rmse_fit)}
+        return {"a": _num(self.a), "b": _num(self.b), "converged": self.converged, "rmse_fit": _num(self.rmse_fit),
+                "note": self.note}
 
 
 def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
@@ -136,7 +138,12 @@ def fit_strength(eps: Sequence[float], counts: Sequence[float]) -> CurveFit:
         converged = True
     except (RuntimeError, ValueError):
         a, b, converged = a0, b0, False
-    return CurveFit(a=float(a), b=float(b), converged=converged, rmse_fit=rmse(strength_curve(eps, a, b), y))
+    note = ""
+    if a >= a_hi * (1 - 1e-6):
+        note = f"no saturation over the fitted eps: linear, slope a*b = {a * b:.4g} images per unit eps"
+    elif b >= b_hi * (1 - 1e-6):
+        note = "saturated at the first fitted eps"
+    return CurveFit(a=float(a), b=float(b), converged=converged, rmse_fit=rmse(strength_curve(eps, a, b), y), note=note)
 
 
 def _num(v: float) -> float | None:

@@ -10,6 +10,8 @@ pretrained weights still load.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torchvision.models.densenet import DenseNet
@@ -25,7 +27,8 @@ INIT_FEATURES = 64
 class ModuleReluDenseNet(DenseNet):
     """torchvision DenseNet with every ReLU an ``nn.Module`` (the last one is ``features.relu5``)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any):
+        """Take torchvision ``DenseNet``'s arguments."""
         super().__init__(*args, **kwargs)
         self.features.add_module("relu5", nn.ReLU(inplace=True))
 

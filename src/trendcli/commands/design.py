@@ -47,14 +47,14 @@ def register(app: typer.Typer) -> None:
         acc = result.clean_accuracy
         table = Table(title=f"TREND candidates, K = {size} ({result.method}: {result.subsets_scored} of {result.subsets_total} subsets scored)")
         table.add_column("rank", justify="right")
-        table.add_column("members (design order)", overflow="fold")
+        table.add_column("members (design order)", no_wrap=True)
+        table.add_column("clean acc.", justify="right")
         table.add_column("mean TM_sym", justify="right")
         table.add_column("undefined pairs", justify="right")
-        table.add_column("members' clean accuracy", overflow="fold")
         for i, c in enumerate(result.candidates, start=1):
             score = "n/a" if c.score != c.score else f"{c.score:.4f}"
-            accs = ", ".join(f"{acc[m]:.3f}" if m in acc else "n/a" for m in c.members)
-            table.add_row(str(i), "  ".join(c.members), score, str(c.undefined_pairs), accs)
+            accs = "\n".join(f"{acc[m]:.3f}" if m in acc else "n/a" for m in c.members)
+            table.add_row(str(i), "\n".join(c.members), accs, score, str(c.undefined_pairs), end_section=True)
         console.print(table)
         if result.required:
             console.print(f"required: {', '.join(result.required)}")

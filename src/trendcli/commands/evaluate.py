@@ -64,7 +64,10 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(data)
             return
+        from ..heatmap import short_labels
+
         members = data["ensemble"]["members"]
+        short = dict(zip(members, short_labels(members)))
         clean = data["clean_accuracy"]
         console.print(f"[bold]{' + '.join(members)}[/] on {data['n_images']} {config.split} images "
                       f"(tie-break {data['ensemble']['tie_break']}): clean accuracy ensemble [bold]{clean['ensemble']:.4f}[/], "
@@ -74,7 +77,7 @@ def register(app: typer.Typer) -> None:
         table.add_column("eps", justify="right")
         table.add_column("ensemble", justify="right")
         for m in members:
-            table.add_column(f"{m} (PGD)", justify="right")
+            table.add_column(f"{short[m]} PGD", justify="right")
             table.add_column("ratio", justify="right")
         for row in data["table"]:
             cells = [row["attack"], f"{row['eps']:g}", _fmt(row["ensemble_accuracy"])]
@@ -85,7 +88,7 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         if data["transfer"]:
             t = Table(title=f"black-box transfer: PGD on {next(iter(data['transfer'].values()))['source']}")
-            for col in ("eps", "source", "ensemble", *members):
+            for col in ("eps", "source", "ensemble", *(short[m] for m in members)):
                 t.add_column(col, justify="right")
             for e, v in data["transfer"].items():
                 t.add_row(e, _fmt(v["source_accuracy"]), _fmt(v["ensemble_accuracy"]), *(_fmt(v["member_accuracy"][m]) for m in members))

@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the sweep JSON.")] = False,
     ) -> None:
         """Sweep the attack strength: generated and transferred counts and TM per eps, optionally fitted."""
+        from ..heatmap import short_labels
         from ..sweep import sweep
 
         params = ao.attack_params(None, alpha, steps, random_start, restarts, seed, kappa, c, lr, binary_steps, norm, overshoot, max_iter)
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
                             "(N_g(s) = N_t(s->s) over source-correct images; TM per eq. 1)")
         table.add_column("eps", justify="right")
         table.add_column("N_g(s)", justify="right")
-        for name in res.targets:
+        for name in short_labels([res.source, *res.targets])[1:]:
             table.add_column(f"N_t -> {name}", justify="right")
             table.add_column("TM", justify="right")
         for j, e in enumerate(res.eps):
@@ -71,13 +72,15 @@ def register(app: typer.Typer) -> None:
                                f"RMSE against the {len(res.eps)}-point sweep")
             for col in ("curve", "a", "b", "RMSE (images)", "RMSE / max", "RMSE of TM"):
                 fits.add_column(col, justify="left" if col == "curve" else "right")
-            s = rep["self"]
-            fits.add_row(f"N_g({res.source})", _fmt(s["a"], ".1f"), _fmt(s["b"], ".2f"), _fmt(s["rmse"], ".2f"),
-                         _fmt(s["rmse_rel"], ".1%"), "")
-            for name, f in rep["targets"].items():
-                fits.add_row(f"N_t(-> {name})", _fmt(f["a"], ".1f"), _fmt(f["b"], ".2f"), _fmt(f["rmse"], ".2f"),
-                             _fmt(f["rmse_rel"], ".1%"), _fmt(f["rmse_tm"], ".4f"))
+            labels = short_labels([res.source, *res.targets])
+            rows = [(f"N_g({labels[0]})", rep["self"], "")]
+            rows += [(f"N_t(-> {lab})", f, _fmt(f["rmse_tm"], ".4f")) for lab, f in zip(labels[1:], rep["targets"].values())]
+            for curve, f, tm_err in rows:
+                fits.add_row(curve, _fmt(f["a"], ".4g"), _fmt(f["b"], ".3g"), _fmt(f["rmse"], ".2f"), _fmt(f["rmse_rel"], ".1%"), tm_err)
             console.print(fits)
+            for curve, f, _ in rows:
+                if f["note"]:
+                    console.print(f"  {curve}: {f['note']}")
             console.print(f"RMSE of the fitted TM against the measured sweep: [bold]{_fmt(rep['rmse_tm_mean'], '.4f')}[/] "
                           "(mean over targets; the paper reports about 0.05)")
         flags = data["cached"] + (data["fit_points"]["cached"] if res.fitted else [])
