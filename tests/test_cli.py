@@ -79,5 +79,6 @@ def test_example_plugin_trains_through_the_console_script(tmp_path):
     assert proc.returncode == 0, proc.stderr
     card = json.loads(proc.stdout)
     assert card["spec"]["arch"] == "example_mlp" and card["spec"]["input_quant"] == "binarize"
-    assert card["accuracy"]["test"] > 0.5  # an MLP on binarized images learns something in one epoch
+    # 4 SGD steps on 512 binarized images: clearly above chance (0.1), far from converged
+    assert card["accuracy"]["test"] > 0.2
     assert (out / "model.safetensors").is_file()

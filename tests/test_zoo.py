@@ -45,7 +45,7 @@ def test_failed_save_leaves_previous_version(tmp_path):
             raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        save_model(model, tmp_path / "m", {"id": "second"}, extra_files=Boom())
+        save_model(model, tmp_path / "m", {"id": "second"}, extra_files=Boom(notes="x"))
     assert json.loads((tmp_path / "m" / "model.json").read_text())["id"] == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
 

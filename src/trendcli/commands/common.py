@@ -54,13 +54,18 @@ class RichProgress:
         )
 
     def __enter__(self) -> "RichProgress":
-        self._bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._bar.stop()
+        if self._started:
+            self._bar.stop()
+
+    _started = False
 
     def task(self, description: str, total: float | None) -> Any:
+        if not self._started:  # start on the first task, so an early error prints nothing else
+            self._started = True
+            self._bar.start()
         return self._bar.add_task(description, total=total)
 
     def advance(self, handle: Any, amount: float = 1, description: str | None = None) -> None:
