@@ -34,6 +34,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -66,15 +67,14 @@ def _predict(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
     return torch.cat([model(x[i : i + BATCH]).argmax(1) for i in range(0, len(x), BATCH)]).numpy()
 
 
-def naive(dirs: list[Path], images: int, steps: int) -> tuple[float, np.ndarray]:
-    """Every ordered pair attacked afresh with torchattacks; returns (seconds, TM)."""
-    t0 = time.perf_counter()
+def naive(dirs: list[Path], images: int, steps: int) -> np.ndarray:
+    """Every ordered pair attacked afresh with torchattacks; returns TM (diagonal 1)."""
     models = [load_model(d) for d in dirs]
     data, idx = load_split("fashion_mnist", "test")
     x, y = data.batch(idx[:images])
     k = len(models)
-    n_g = np.zeros((k, k), dtype=np.int64)
-    n_t = np.zeros((k, k), dtype=np.int64)
+    n_g = np.ones((k, k), dtype=np.int64)
+    n_t = np.ones((k, k), dtype=np.int64)
     for s in range(k):
         for t in range(k):
             if s == t:
@@ -84,16 +84,20 @@ def naive(dirs: list[Path], images: int, steps: int) -> tuple[float, np.ndarray]
             c = transfer_counts(y.numpy(), _predict(models[s], x), _predict(models[s], adv),
                                 _predict(models[t], x), _predict(models[t], adv))
             n_g[s, t], n_t[s, t] = c.n_g, c.n_t
-    np.fill_diagonal(n_g, 1)
-    np.fill_diagonal(n_t, 1)
-    return time.perf_counter() - t0, tm_from_counts(n_g, n_t)
+    return tm_from_counts(n_g, n_t)
 
 
 def trendcli_run(dirs: list[Path], images: int, steps: int, store: Path, previous=None):
-    t0 = time.perf_counter()
-    mx = compute_matrix([str(d) for d in dirs], "pgd", {"eps": EPS, "alpha": ALPHA, "steps": steps, "random_start": True},
-                        limit=images, device="cpu", store=store, previous=previous)
-    return time.perf_counter() - t0, mx
+    params = {"eps": EPS, "alpha": ALPHA, "steps": steps, "random_start": True}
+    return compute_matrix([str(d) for d in dirs], "pgd", params, limit=images, device="cpu", store=store, previous=previous)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """(wall seconds, CPU seconds of this process, result). CPU time is what load from other
+    processes on a shared machine disturbs least; wall time is what a user waits."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - w0, time.process_time() - c0, out
 
 
 def main() -> None:
@@ -109,37 +113,50 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     dirs = zoo(args.models, args.root / "models")
-    load_split("fashion_mnist", "test")  # registry and dataset cache warm for every row alike
+    data, idx = load_split("fashion_mnist", "test")  # registry and dataset cache warm for every row alike
+    x, y = data.batch(idx[:BATCH])
+    for d in dirs:  # one forward + backward per model first: torch's one-time costs hit no row
+        m = load_model(d)
+        xr = x.clone().requires_grad_(True)
+        torch.nn.functional.cross_entropy(m(xr), y).backward()
 
     store = Path(tempfile.mkdtemp(prefix="matrix_cost_store_"))
+    load = os.getloadavg()[0]
     try:
-        load = os.getloadavg()[0]
-        cold_s, cold = trendcli_run(dirs, args.images, args.steps, store)
-        naive_s, naive_tm = naive(dirs, args.images, args.steps)
-        warm_store_s, warm = trendcli_run(dirs, args.images, args.steps, store)
-        warm_matrix_s, again = trendcli_run(dirs, args.images, args.steps, store, previous=warm)
+        cold = timed(lambda: trendcli_run(dirs, args.images, args.steps, store))
+        naive_run = timed(lambda: naive(dirs, args.images, args.steps))
+        warm = timed(lambda: trendcli_run(dirs, args.images, args.steps, store))
+        again = timed(lambda: trendcli_run(dirs, args.images, args.steps, store, previous=warm[2]))
     finally:
         shutil.rmtree(store, ignore_errors=True)
-    assert all(s["cached"] for s in warm.sources) and again.cached
-    np.testing.assert_array_equal(warm.n_t, cold.n_t)
+    assert all(s["cached"] for s in warm[2].sources) and again[2].cached
+    np.testing.assert_array_equal(warm[2].n_t, cold[2].n_t)
 
     n = args.models
     off = ~np.eye(n, dtype=bool)
-    diff = np.abs(cold.tm - naive_tm)[off]
-    print(f"N = {n} smallcnn models ({', '.join(cold.names)}), {args.images} images, PGD eps 8/255 alpha 0.01 "
+    diff = np.abs(cold[2].tm - naive_run[2])[off]
+    print(f"N = {n} smallcnn models ({', '.join(cold[2].names)}), {args.images} images, PGD eps 8/255 alpha 0.01 "
           f"{args.steps} steps, CPU, {args.threads} threads; 1-min load average at the start {load:.1f} "
           f"on {os.cpu_count()} cores")
     print()
-    print("| run | attacks | wall s | speed-up vs naive | vs trendcli cold |")
-    print("|---|---:|---:|---:|---:|")
-    print(f"| naive (torchattacks per ordered pair) | {n * (n - 1)} | {naive_s:.1f} | 1.0x | {cold_s / naive_s:.2f}x |")
-    print(f"| trendcli cold (empty store) | {n} | {cold_s:.1f} | {naive_s / cold_s:.2f}x | 1.0x |")
-    print(f"| trendcli warm store (no previous matrix) | 0 | {warm_store_s:.1f} | {naive_s / warm_store_s:.1f}x | {cold_s / warm_store_s:.1f}x |")
-    print(f"| trendcli warm matrix (`trend matrix` rerun) | 0 | {warm_matrix_s:.2f} | {naive_s / warm_matrix_s:.0f}x | {cold_s / warm_matrix_s:.0f}x |")
+    print("| run | attacks | wall s | CPU s | vs naive (wall / CPU) | vs trendcli cold (wall / CPU) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    rows = [
+        ("naive (torchattacks per ordered pair)", n * (n - 1), naive_run),
+        ("trendcli cold (empty store)", n, cold),
+        ("trendcli warm store (no previous matrix)", 0, warm),
+        ("trendcli warm matrix (`trend matrix` rerun)", 0, again),
+    ]
+    for label, attacks, (w, c, _) in rows:
+        print(f"| {label} | {attacks} | {w:.2f} | {c:.2f} | {naive_run[0] / w:.1f}x / {naive_run[1] / c:.1f}x "
+              f"| {cold[0] / w:.1f}x / {cold[1] / c:.1f}x |")
     print()
-    print(f"aim: cold >= 0.8*(N-1) = {0.8 * (n - 1):.1f}x faster than naive -> {naive_s / cold_s:.2f}x "
-          f"({'met' if naive_s / cold_s >= 0.8 * (n - 1) else 'NOT met'}); "
-          f"warm rerun >= 10x faster than cold -> store {cold_s / warm_store_s:.1f}x, matrix {cold_s / warm_matrix_s:.0f}x")
+    aim = 0.8 * (n - 1)
+    speed_w, speed_c = naive_run[0] / cold[0], naive_run[1] / cold[1]
+    print(f"aim 1: cold >= 0.8*(N-1) = {aim:.1f}x faster than naive -> wall {speed_w:.2f}x, CPU {speed_c:.2f}x "
+          f"({'met' if min(speed_w, speed_c) >= aim else 'NOT met on ' + ('both' if max(speed_w, speed_c) < aim else 'one')})")
+    print(f"aim 2: warm rerun >= 10x faster than cold -> warm store wall {cold[0] / warm[0]:.1f}x, "
+          f"warm matrix wall {cold[0] / again[0]:.0f}x")
     print(f"sanity: |TM trendcli - TM naive| off the diagonal: mean {diff.mean():.3f}, max {diff.max():.3f} "
           "(different PGD code and random starts)")
     print(f"benchmark wall time {time.perf_counter() - started:.0f} s")

@@ -32,6 +32,7 @@ LAYOUTS = ("auto", "contiguous", "channels_last")
 #: for transfer and 256 for ensembles (EQUATIONS.md "Input quantization").
 MINIBATCH_CHUNK = {False: 128, True: 256}
 DEFAULT_CHUNK = 128
+_LAYOUT_CHOICE: dict[tuple, torch.memory_format] = {}
 
 
 @dataclass
@@ -241,7 +242,12 @@ def _set_layouts(members: Sequence[TrendModel], data: Any, idx: torch.Tensor, ch
         fmt = [torch.channels_last] * len(members)
     else:
         sample, _ = data.batch(idx[: min(chunk, len(idx))])
-        fmt = [choose_layout(m, sample.to(dev)) for m in members]
+        fmt = []
+        for m in members:
+            key = (m.meta["weights_sha256"], m.spec.per_image, tuple(sample.shape), str(dev))
+            if key not in _LAYOUT_CHOICE:  # measured once per model and batch shape in a process
+                _LAYOUT_CHOICE[key] = choose_layout(m, sample.to(dev))
+            fmt.append(_LAYOUT_CHOICE[key])
     for m, f in zip(members, fmt):
         if model_memory_format(m) != f:
             m.to(memory_format=f)

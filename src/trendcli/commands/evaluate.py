@@ -17,7 +17,12 @@ def _fmt(value: float | None, spec: str = ".4f") -> str:
 
 def _verdict(claim: dict) -> str:
     holds = claim.get("holds")
-    return "[green]holds[/]" if holds else ("[red]does not hold[/]" if holds is False else f"not measured ({claim.get('reason', '')})")
+    if holds is None:
+        return f"not measured ({claim.get('reason', 'no eps in range')})"
+    rows = claim.get("by_eps", [])
+    ok = sum(bool(r.get("beats_all", r.get("agd_beats_dag"))) for r in rows)
+    where = f" (at {ok} of {len(rows)} eps: " + ", ".join(f"{r['eps']:g}" for r in rows if r.get("beats_all", r.get("agd_beats_dag"))) + ")"
+    return ("[green]holds[/]" if holds else "[red]does not hold[/]") + where
 
 
 def register(app: typer.Typer) -> None:
