@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import needs_fmnist
+from .conftest import needs_fmnist
 from trendcli.data import load_split
 from trendcli.errors import IncompatibleModelsError
 from trendcli.model import TrendModel

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import needs_fmnist
+from .conftest import needs_fmnist
 from trendcli.errors import UsageError
 from trendcli.sweep import SweepResult, eps_grid, fit_strength, initial_guess, rmse, strength_curve, sweep
 
@@ -87,7 +87,7 @@ def test_fit_report_rmse_against_dense_sweep_and_plot(tmp_path):
 @needs_fmnist
 def test_sweep_counts_grow_with_eps_and_rerun_is_cached(tmp_path, monkeypatch):
     import trendcli.matrix as matrix_mod
-    from test_matrix import FakeAttack, template_model
+    from .test_matrix import FakeAttack, template_model
 
     fake = FakeAttack()
     monkeypatch.setattr(matrix_mod, "run_attack", fake)
