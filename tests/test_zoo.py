@@ -68,3 +68,21 @@ def test_tampered_weights_and_missing_dirs_are_clear_errors(tmp_path):
 def test_device_resolution():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type in ("cpu", "cuda")
+
+
+def test_model_directory_and_card_are_not_private(tmp_path):
+    import stat
+
+    model = build_model(_spec()).eval()
+    save_model(model, tmp_path / "m", {})
+    # mkdtemp/mkstemp create 0700/0600; a shared run directory needs the umask's permissions
+    assert stat.S_IMODE((tmp_path / "m").stat().st_mode) & 0o055 == 0o055 & ~_umask_now()
+    assert stat.S_IMODE((tmp_path / "m" / "model.json").stat().st_mode) & 0o044 == 0o044 & ~_umask_now()
+
+
+def _umask_now() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -12,6 +12,17 @@ from typing import Any, Iterator
 from contextlib import contextmanager
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _public(path: str | Path, mode: int) -> None:
+    """Give a temp file/dir the permissions a plain create would (mkstemp/mkdtemp make them private)."""
+    os.chmod(path, mode & ~_umask())
+
+
 def sha256_file(path: Path, block: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -26,6 +37,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        _public(tmp, 0o666)
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, sort_keys=False, default=_json_default)
             f.write("\n")
@@ -53,6 +65,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    _public(tmp, 0o777)
     try:
         yield tmp
     except BaseException:
