@@ -312,7 +312,7 @@ def test_incompatible_members_and_bad_opset(zoo, tmp_path):
     other = build_model(ModelSpec(arch="smallcnn", dataset="cifar10", in_channels=3, image_size=32, num_classes=10,
                                   mean=(0.5,) * 3, std=(0.25,) * 3)).eval()
     save_model(other, tmp_path / "cifar", {"id": "cifar"})
-    with pytest.raises(IncompatibleModelsError, match="members differ"):
+    with pytest.raises(IncompatibleModelsError, match="must share one dataset"):
         export_ensemble([zoo[0], tmp_path / "cifar"], tmp_path / "e.onnx")
     with pytest.raises(UsageError, match="--opset must be 13..20"):
         export_ensemble(zoo[:1], tmp_path / "e.onnx", opset=9)

@@ -89,7 +89,7 @@ class FakeAttack:
         eps = float((params or {}).get("eps", 0.1))
         data, idx = load_split(model.spec.dataset, split, data_dir)
         idx = idx[:limit] if limit else idx
-        spec = make_spec(weights_sha256=[matrix_mod._weights_digest(model)], attack=method, params={"eps": eps},
+        spec = make_spec(weights_sha256=[model.meta["weights_sha256"]], attack=method, params={"eps": eps},
                          dataset=model.spec.dataset, split=split, indices=idx)
         key = content_key(spec)
         st = AdvStore(store)
@@ -310,3 +310,46 @@ def test_end_to_end_real_attack_on_trained_models(tmp_path):
     fresh = compute_matrix(dirs, "pgd", params, **kw)
     assert all(s["cached"] for s in fresh.sources)
     np.testing.assert_array_equal(fresh.n_t, m.n_t)
+
+
+def _saved_smallcnn(path: Path, seed: int, **spec_kw) -> Path:
+    from trendcli.zoo import build_model, save_model
+
+    torch.manual_seed(seed)
+    spec = ModelSpec(arch="smallcnn", **{**FMNIST, **spec_kw})
+    return save_model(build_model(spec), path, {"id": f"smallcnn.fp-w32-a32.sgd.s{seed}", "train": {"seed": seed, "optimizer": "sgd"}})
+
+
+def _cli(argv, capsys):
+    from trendcli.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+@needs_fmnist
+def test_cli_matrix_writes_json_csv_png_and_rerun_is_a_cache_hit(tmp_path, fake_attack, capsys):
+    for seed in range(3):
+        _saved_smallcnn(tmp_path / "zoo" / f"m{seed}", seed)
+    argv = ["matrix", "--models-dir", str(tmp_path / "zoo"), "--attack", "fgsm", "--eps", "8/255", "--limit", "32",
+            "--device", "cpu", "--store", str(tmp_path / "adv"), "--out", str(tmp_path / "mx" / "toy"), "--group-by", "optimizer"]
+    code, out, err = _cli(argv, capsys)
+    assert code == 0, err
+    for ext in ("json", "csv", "png", "groups.csv", "groups.png"):
+        assert (tmp_path / "mx" / f"toy.{ext}").is_file()
+    data = json.loads((tmp_path / "mx" / "toy.json").read_text())
+    assert data["attack"]["params"] == {"eps": 8 / 255} and data["groups"]["fields"] == ["optimizer"]
+    fake_attack.calls.clear()
+    code, out, err = _cli(argv + ["--json"], capsys)
+    assert code == 0 and json.loads(out)["run"]["computed_pairs"] == 0 and fake_attack.calls == []
+
+
+def test_cli_matrix_refuses_models_of_different_datasets(tmp_path, capsys):
+    _saved_smallcnn(tmp_path / "a", 0)
+    _saved_smallcnn(tmp_path / "b", 0, dataset="cifar10", in_channels=3, image_size=32)
+    code, _, err = _cli(["matrix", "--model", str(tmp_path / "a"), "--model", str(tmp_path / "b"), "--device", "cpu",
+                         "--out", str(tmp_path / "never")], capsys)
+    assert code == 1 and err.startswith("error: ") and err.count("\n") == 1
+    assert "cifar10" in err and "one dataset" in err

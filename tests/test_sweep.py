@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -123,3 +124,19 @@ def test_sweep_end_to_end_real_attack(tmp_path):
     assert res.fit_eps.tolist() == res.eps.tolist()
     assert res.n_self[-1] >= res.n_self[0]
     assert math.isfinite(res.fit_report()["self"]["rmse"])
+
+
+@needs_fmnist
+def test_cli_sweep_with_fit_prints_rmse_and_writes_png(tmp_path, monkeypatch, capsys):
+    import trendcli.matrix as matrix_mod
+    from .test_matrix import FakeAttack, _cli, _saved_smallcnn
+
+    monkeypatch.setattr(matrix_mod, "run_attack", FakeAttack())
+    a, b = _saved_smallcnn(tmp_path / "a", 0), _saved_smallcnn(tmp_path / "b", 1)
+    code, out, err = _cli(["sweep", "--source", str(a), "--target", str(b), "--attack", "fgsm", "--eps", "0.05,0.1,0.2",
+                           "--fit", "3", "--limit", "32", "--device", "cpu", "--store", str(tmp_path / "adv"),
+                           "--out", str(tmp_path / "sw")], capsys)
+    assert code == 0, err
+    assert "RMSE" in out and (tmp_path / "sw.png").read_bytes()[:4] == b"\x89PNG"
+    data = json.loads((tmp_path / "sw.json").read_text())
+    assert data["eps"] == [0.05, 0.1, 0.2] and "rmse" in data["fit"]["self"]

@@ -5,53 +5,40 @@ The public API, one importable function per stage (STYLE.md section 1)::
     import trendcli
     model = trendcli.train(trendcli.TrainConfig(arch="smallcnn", epochs=1), "runs/models/fp")
     model = trendcli.load_model("runs/models/fp")
+    result = trendcli.attack("runs/models/fp", "pgd", {"eps": 8 / 255}, limit=1000)
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 __version__ = "0.1.0"
 
-# name -> module that defines it; imported on first use so `import trendcli` stays light.
-_API = {
-    "hookimpl": "hookspecs",
-    "TrendError": "errors",
-    "UsageError": "errors",
-    "ModelSpec": "spec",
-    "model_id": "spec",
-    "parse_model_id": "spec",
-    "TrendModel": "model",
-    "build_model": "zoo",
-    "load_model": "zoo",
-    "save_model": "zoo",
-    "TrainConfig": "train",
-    "train": "train",
-    "get_registry": "registry",
-    "load_split": "data",
-    "get_dataset": "data",
-    "attack": "attack",
-    "AdvStore": "store",
-    "compute_matrix": "matrix",
-    "TransferMatrix": "matrix",
-    "sweep": "sweep",
-    "Ensemble": "ensemble",
-    "design": "design",
-    "evaluate": "evaluate",
-    "export_ensemble": "export",
-    "OnnxEnsemble": "infer",
-    "run_study": "study",
-    "write_report": "report",
-}
+# Imported eagerly on purpose: several stage functions share their module's name
+# (trendcli.train, trendcli.attack, ...), and a lazily resolved name would be shadowed by the
+# submodule as soon as anything imports it.
+from .attack import AttackResult, attack
+from .data import get_dataset, load_split
+from .design import design, design_from_matrix
+from .ensemble import Ensemble
+from .errors import TrendError, UsageError
+from .evaluate import EvalConfig, evaluate
+from .export import export_ensemble
+from .hookspecs import hookimpl
+from .infer import OnnxEnsemble
+from .matrix import TransferMatrix, compute_matrix
+from .model import TrendModel
+from .registry import get_registry
+from .report import write_report
+from .spec import ModelSpec, model_id, parse_model_id
+from .store import AdvSet, AdvStore
+from .study import load_study, run_study
+from .sweep import sweep
+from .train import TrainConfig, train
+from .zoo import build_model, load_model, save_model
 
-__all__ = sorted(_API) + ["__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'trendcli' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__all__ = [
+    "AdvSet", "AdvStore", "AttackResult", "Ensemble", "EvalConfig", "ModelSpec", "OnnxEnsemble", "TrainConfig",
+    "TransferMatrix", "TrendError", "TrendModel", "UsageError", "__version__", "attack", "build_model",
+    "compute_matrix", "design", "design_from_matrix", "evaluate", "export_ensemble", "get_dataset", "get_registry",
+    "hookimpl", "load_model", "load_split", "load_study", "model_id", "parse_model_id", "run_study", "save_model",
+    "sweep", "train", "write_report",
+]

@@ -19,13 +19,13 @@ from torch import nn
 from .attacks.base import choose_layout, model_memory_format
 from .attacks.ensemble import EnsemblePGD
 from .data import load_split
-from .errors import IncompatibleModelsError, UsageError
+from .errors import UsageError
 from .model import TrendModel
 from .progress import NullProgress, Progress
 from .registry import canonical, get_registry
 from .store import DEFAULT_ROOT, AdvSet, AdvStore, content_key, make_spec
 from .vote import predict as vote_predict
-from .zoo import load_model, resolve_device
+from .zoo import check_compatible, load_models, resolve_device
 
 LAYOUTS = ("auto", "contiguous", "channels_last")
 #: Chunk size when a member normalizes per minibatch: the authors attacked in batches of 128
@@ -72,27 +72,7 @@ class AttackResult:
 
 def resolve_models(models: Any, device: str | torch.device = "cpu") -> list[TrendModel]:
     """Model dirs or TrendModels (one or a list) -> loaded eval-mode models on ``device``."""
-    items = list(models) if isinstance(models, (list, tuple)) else [models]
-    if not items:
-        raise UsageError("no model given; pass --model DIR (several for an ensemble)")
-    out = []
-    for item in items:
-        model = item if isinstance(item, nn.Module) else load_model(Path(item), device=device)
-        if "weights_sha256" not in getattr(model, "meta", {}):
-            raise UsageError("models passed as objects must carry meta['weights_sha256'] (load them with trendcli.load_model)")
-        out.append(model.to(device).eval())
-    return out
-
-
-def check_compatible(models: Sequence[TrendModel]) -> None:
-    """All models must share the dataset and the input shape."""
-    first = models[0].spec
-    for m in models[1:]:
-        if m.spec.dataset != first.dataset or m.spec.input_shape != first.input_shape:
-            raise IncompatibleModelsError(
-                f"{m.name} is a {m.spec.dataset} model with input {m.spec.input_shape}, but {models[0].name} is "
-                f"{first.dataset} with {first.input_shape}; models of one attack or matrix must share dataset and input shape"
-            )
+    return load_models(list(models) if isinstance(models, (list, tuple)) else [models], device)
 
 
 def build_attack(method: str, params: dict[str, Any] | None, n_models: int) -> Any:

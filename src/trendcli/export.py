@@ -26,8 +26,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .errors import IncompatibleModelsError, OnnxExportError, UsageError
+from .errors import OnnxExportError, UsageError
 from .model import TrendModel
+from .zoo import check_compatible
 
 FORMAT = "trendcli-onnx-ensemble/1"
 METADATA_KEY = "trendcli"
@@ -127,19 +128,6 @@ class EnsembleGraph(nn.Module):
         logits = torch.stack([member(images) for member in self.members], 1)  # [N, K, classes]
         label, votes, member_labels = vote_tensors(logits, self.tie_break)
         return label, votes, member_labels, logits
-
-
-def check_compatible(models: Sequence[TrendModel]) -> None:
-    """Members must share dataset, input shape and number of classes."""
-    first = models[0].spec
-    for model in models[1:]:
-        s = model.spec
-        if (s.dataset, s.input_shape, s.num_classes) != (first.dataset, first.input_shape, first.num_classes):
-            raise IncompatibleModelsError(
-                f"members differ: {models[0].name} is {first.dataset} {first.input_shape} with {first.num_classes} "
-                f"classes, {model.name} is {s.dataset} {s.input_shape} with {s.num_classes}; an ensemble needs one "
-                f"dataset and input shape"
-            )
 
 
 def _resolve(

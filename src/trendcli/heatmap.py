@@ -6,6 +6,7 @@ below (EQUATIONS.md eq. 1, "Layout"). Undefined cells are grey and read "n/a".
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -89,7 +90,9 @@ def plot_heatmap(
     fontsize = 8 if max(s, t) <= 12 else 6
     label_room = 0.09 * max(len(x) for x in list(row_labels) + col_labels) + 0.6
     width = label_room + cell * (t + 1.6) + 1.2
-    top_room = 0.75 if title else 0.35
+    if title:  # wrap to the figure's width (about 0.6 em per character)
+        title = textwrap.fill(title, width=max(20, int(width * 72 / ((fontsize + 3) * 0.6))))
+    top_room = 0.35 + (0.25 * (title.count("\n") + 1) + 0.15 if title else 0)
     height = label_room + cell * (s + 1.6) + top_room
     fig = plt.figure(figsize=(width, height))
     grid = fig.add_gridspec(

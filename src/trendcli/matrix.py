@@ -25,11 +25,12 @@ from typing import Any, Hashable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .errors import IncompatibleModelsError, TrendError, UsageError
+from .errors import TrendError, UsageError
 from .fsio import write_json_atomic
 from .model import TrendModel
 from .progress import NullProgress, Progress
 from .registry import canonical
+from .zoo import check_compatible, load_models
 from .transfer import GroupStats, averages, figure_normalization, group_stats, pair_counts, symmetrize, tm_from_counts
 
 __all__ = ["SCHEMA", "NORMALIZATIONS", "TransferMatrix", "check_compatible", "compute_matrix", "evaluate_set", "load_models"]
@@ -39,57 +40,6 @@ NORMALIZATIONS = ("eq1", "figure")
 
 
 # -- models ------------------------------------------------------------------------------------
-
-
-def load_models(models: Sequence[TrendModel | str | Path], device: torch.device | str = "cpu") -> list[TrendModel]:
-    """Model dirs (or loaded TrendModels) as eval-mode models on ``device``, each with ``.meta``."""
-    from .zoo import load_model
-
-    out = []
-    for m in models:
-        if isinstance(m, TrendModel):
-            out.append(m.to(device).eval())
-        elif isinstance(m, (str, Path)):
-            out.append(load_model(m, device))
-        else:
-            raise UsageError(f"a model is a model directory or a TrendModel, got {type(m).__name__}")
-    return out
-
-
-def check_compatible(models: Sequence[TrendModel], names: Sequence[str] | None = None) -> None:
-    """Raise IncompatibleModelsError unless all models share dataset, input shape and classes."""
-    if not models:
-        raise UsageError("no models given; pass --model DIR (twice or more) or --models-dir DIR")
-    names = list(names) if names is not None else [m.name for m in models]
-    ref, ref_name = models[0].spec, names[0]
-    for m, name in zip(models[1:], names[1:]):
-        spec = m.spec
-        if canonical(spec.dataset) != canonical(ref.dataset):
-            raise IncompatibleModelsError(
-                f"{name} was trained on {spec.dataset} but {ref_name} on {ref.dataset}; "
-                "transfer needs models of one dataset"
-            )
-        if tuple(spec.input_shape) != tuple(ref.input_shape):
-            raise IncompatibleModelsError(
-                f"{name} takes inputs of shape {tuple(spec.input_shape)} but {ref_name} {tuple(ref.input_shape)}; "
-                "transfer needs models of one input shape"
-            )
-        if spec.num_classes != ref.num_classes:
-            raise IncompatibleModelsError(
-                f"{name} has {spec.num_classes} classes but {ref_name} {ref.num_classes}; transfer needs one label set"
-            )
-
-
-def _weights_digest(model: TrendModel) -> str:
-    """The weights' sha256 from the card; for an in-memory model, a hash of its state."""
-    digest = model.meta.get("weights_sha256")
-    if digest:
-        return str(digest)
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def _unique_names(models: Sequence[TrendModel]) -> list[str]:
@@ -118,7 +68,7 @@ def _model_entry(model: TrendModel, name: str) -> dict[str, Any]:
         "name": name,
         "id": meta.get("id", model.name),
         "path": meta.get("path"),
-        "weights_sha256": _weights_digest(model),
+        "weights_sha256": model.meta["weights_sha256"],
         "spec": model.spec.to_dict(),
         "train": meta.get("train", {}),
         "split_seed": (meta.get("split") or {}).get("seed", 0),
@@ -425,18 +375,8 @@ class TransferMatrix:
     def write_csv(self, path: Path | str, include_diagonal: bool = False, normalize: str = "eq1",
                   groups: Sequence[Hashable] | None = None, labels: Sequence[str] | None = None) -> Path:
         """The displayed matrix with its averages as CSV: rows source, columns target, "n/a" undefined."""
-        values = self.values(normalize, groups)
         labels = list(labels) if labels is not None else list(self.names)
-        rows, cols = averages(values, include_diagonal)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["source \\ target", *labels, "avg"])
-            for name, row, avg in zip(labels, values, rows):
-                w.writerow([name, *(_fmt(v) for v in row), _fmt(avg)])
-            w.writerow(["avg", *(_fmt(v) for v in cols), ""])
-        return path
+        return write_matrix_csv(path, labels, self.values(normalize, groups), include_diagonal)
 
     def plot(self, path: Path | str, include_diagonal: bool = False, normalize: str = "eq1",
              groups: Sequence[Hashable] | None = None, labels: Sequence[str] | None = None,
@@ -473,8 +413,8 @@ class TransferMatrix:
             distinct = list(dict.fromkeys(keys))
             st = self.group_stats(group_by)
             gvalues = st.tm_mean if normalize == "eq1" else figure_normalization(self.n_t, keys)
-            grouped = _GroupView(distinct, gvalues)
-            out["groups_csv"] = grouped.write_csv(prefix.with_name(prefix.name + ".groups.csv"), include_diagonal)
+            out["groups_csv"] = write_matrix_csv(prefix.with_name(prefix.name + ".groups.csv"), distinct, gvalues,
+                                                 include_diagonal)
             from .heatmap import plot_heatmap
 
             rows, cols = averages(gvalues, include_diagonal)
@@ -503,28 +443,26 @@ class TransferMatrix:
 
 
 def _short(value: Any) -> str:
+    """A parameter for a title: 8/255 for multiples of 1/255, else 4 significant digits."""
     if isinstance(value, float):
-        for den in (255, 100, 10):
-            if abs(value * den - round(value * den)) < 1e-9 and 0 < value < 1:
-                return f"{round(value * den)}/{den}" if den == 255 else f"{value:g}"
+        if 0 < value < 1 and abs(value * 255 - round(value * 255)) < 1e-9:
+            return f"{round(value * 255)}/255"
         return f"{value:.4g}"
     return str(value)
 
 
-@dataclass
-class _GroupView:
-    names: list[str]
-    values: np.ndarray
-
-    def write_csv(self, path: Path, include_diagonal: bool) -> Path:
-        rows, cols = averages(self.values, include_diagonal)
-        with open(path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["source \\ target", *self.names, "avg"])
-            for name, row, avg in zip(self.names, self.values, rows):
-                w.writerow([name, *(_fmt(v) for v in row), _fmt(avg)])
-            w.writerow(["avg", *(_fmt(v) for v in cols), ""])
-        return path
+def write_matrix_csv(path: Path | str, labels: Sequence[str], values: np.ndarray, include_diagonal: bool = False) -> Path:
+    """A matrix with its row and column averages as CSV: rows source, columns target, "n/a" undefined."""
+    rows, cols = averages(values, include_diagonal)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["source \\ target", *labels, "avg"])
+        for name, row, avg in zip(labels, values, rows):
+            w.writerow([name, *(_fmt(v) for v in row), _fmt(avg)])
+        w.writerow(["avg", *(_fmt(v) for v in cols), ""])
+    return path
 
 
 # -- orchestration ---------------------------------------------------------------------------------

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from .errors import ModelFileError, UsageError
+from .errors import IncompatibleModelsError, ModelFileError, UsageError
 from .fsio import atomic_dir, sha256_file, write_json_atomic
 from .model import TrendModel
 from .registry import Registry, get_registry
@@ -129,3 +130,52 @@ def resolve_device(device: str) -> torch.device:
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise UsageError(f"unknown device {device!r}; use auto, cpu or cuda")
     return torch.device(device)
+
+
+def state_digest(model: torch.nn.Module) -> str:
+    """sha256 over a model's state dict (names and exact values), for models not read from disk."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def load_models(models: Sequence[TrendModel | str | Path], device: str | torch.device = "cpu") -> list[TrendModel]:
+    """Model directories (or loaded TrendModels) as eval-mode models on ``device``, each with ``.meta``."""
+    if not models:
+        raise UsageError("no model given; pass --model DIR (several for an ensemble or a matrix)")
+    out = []
+    for m in models:
+        if isinstance(m, TrendModel):
+            if not m.meta.get("weights_sha256"):  # an in-memory model: identify it by its state
+                m.meta = {**m.meta, "weights_sha256": state_digest(m)}
+            out.append(m.to(device).eval())
+        elif isinstance(m, (str, Path)):
+            out.append(load_model(m, device))
+        else:
+            raise UsageError(f"a model is a model directory or a TrendModel, got {type(m).__name__}")
+    return out
+
+
+def check_compatible(models: Sequence[TrendModel], names: Sequence[str] | None = None) -> None:
+    """Raise IncompatibleModelsError unless all models share dataset, input shape and classes."""
+    if not models:
+        raise UsageError("no models given; pass --model DIR (twice or more) or --models-dir DIR")
+    names = list(names) if names is not None else [m.name for m in models]
+    ref, ref_name = models[0].spec, names[0]
+    for m, name in zip(models[1:], names[1:]):
+        spec = m.spec
+        if spec.dataset != ref.dataset:
+            raise IncompatibleModelsError(
+                f"{name} was trained on {spec.dataset} but {ref_name} on {ref.dataset}; these models must share one dataset"
+            )
+        if tuple(spec.input_shape) != tuple(ref.input_shape):
+            raise IncompatibleModelsError(
+                f"{name} takes inputs of shape {tuple(spec.input_shape)} but {ref_name} {tuple(ref.input_shape)}; "
+                "these models must share one input shape"
+            )
+        if spec.num_classes != ref.num_classes:
+            raise IncompatibleModelsError(
+                f"{name} has {spec.num_classes} classes but {ref_name} {ref.num_classes}; these models must share one label set"
+            )
