@@ -218,31 +218,31 @@ _LAYOUTS: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, torch.memory_format]
 _CHUNKS: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, int]]" = weakref.WeakKeyDictionary()
 
 
-def _step_seconds(model: nn.Module, x: torch.Tensor, repeats: int) -> float:
-    """Best-of-``repeats`` wall time of one attack step (forward + input backward)."""
+def _step_seconds(model: nn.Module, x: torch.Tensor, steps: int = 2) -> float:
+    """Mean wall time of ``steps`` consecutive sign steps (forward + input backward + step)."""
     labels = torch.zeros(len(x), dtype=torch.int64, device=x.device)
-    best = float("inf")
-    for i in range(repeats + 1):  # the first pass warms up kernels and allocator
-        xa = x.detach().clone().requires_grad_(True)
-        if x.device.type == "cuda":
-            torch.cuda.synchronize(x.device)
-        t0 = time.perf_counter()
+    xa = x.detach().clone().requires_grad_(True)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
         (g,) = torch.autograd.grad(ce_sum(model(xa), labels), xa)
-        g.sign_()
-        if x.device.type == "cuda":
-            torch.cuda.synchronize(x.device)
-        if i:
-            best = min(best, time.perf_counter() - t0)
-    return best
+        with torch.no_grad():
+            xa.add_(g.sign_(), alpha=1e-3)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+    return (time.perf_counter() - t0) / steps
 
 
-def choose_layout(model: nn.Module, sample_x: torch.Tensor, repeats: int = 2) -> torch.memory_format:
+def choose_layout(model: nn.Module, sample_x: torch.Tensor, repeats: int = 3) -> torch.memory_format:
     """The faster memory layout for attacking ``model`` on batches like ``sample_x``.
 
-    Times ``repeats`` attack steps (forward + input backward) in the default layout and in
-    ``channels_last`` and returns the faster; the model's own layout is restored. Cached per
-    model and input shape. Apply the answer with ``model.to(memory_format=fmt)``; attacks
-    then convert their input to it once per call.
+    Times two consecutive attack steps (forward + input backward + sign step) in the default
+    layout and in ``channels_last``, the two taking turns for ``repeats`` rounds after a
+    warm-up round (so that load from other processes falls on both alike), and returns the
+    one with the shorter best time; the model's own layout is restored. Cached per model and input
+    shape. Apply the answer with ``model.to(memory_format=fmt)``; attacks then convert their
+    input to it once per call.
     """
     if sample_x.ndim != 4:
         raise UsageError(f"choose_layout needs a sample batch [N, C, H, W], got {tuple(sample_x.shape)}")
@@ -251,37 +251,45 @@ def choose_layout(model: nn.Module, sample_x: torch.Tensor, repeats: int = 2) ->
     if key in cache:
         return cache[key]
     original = model_memory_format(model)
-    times: dict[torch.memory_format, float] = {}
+    formats = (torch.contiguous_format, torch.channels_last)
+    inputs = {fmt: sample_x.detach().contiguous(memory_format=fmt) for fmt in formats}
+    best = {fmt: float("inf") for fmt in formats}
     try:
         with attack_mode(model):
-            for fmt in (torch.contiguous_format, torch.channels_last):
-                model.to(memory_format=fmt)
-                times[fmt] = _step_seconds(model, sample_x.contiguous(memory_format=fmt), repeats)
+            for round_ in range(repeats + 1):  # round 0 warms up kernels and allocator
+                for fmt in formats:
+                    model.to(memory_format=fmt)
+                    seconds = _step_seconds(model, inputs[fmt])
+                    if round_:
+                        best[fmt] = min(best[fmt], seconds)
     finally:
         model.to(memory_format=original)
-    cache[key] = min(times, key=times.__getitem__)
+    cache[key] = min(formats, key=best.__getitem__)
     return cache[key]
 
 
 def choose_chunk_size(
-    model: nn.Module, sample_x: torch.Tensor, candidates: Sequence[int] = (64, 128, 256, 512), repeats: int = 2
+    model: nn.Module, sample_x: torch.Tensor, candidates: Sequence[int] = (64, 128, 256, 512), repeats: int = 3
 ) -> int:
     """The batch size (among ``candidates`` <= len(sample_x)) with the most images/s per step.
 
-    Measured in the model's current layout; cached per model and sample shape. Note that a
+    Measured in the model's current layout; cached per model, sample shape and layout. Note that a
     minibatch-statistics quantizer (Qb) makes outputs depend on the chunk: callers that need
     the authors' batch semantics should fix the chunk size instead.
     """
     sizes = sorted({int(c) for c in candidates if 0 < int(c) <= len(sample_x)}) or [len(sample_x)]
-    key = (tuple(sample_x.shape), sample_x.dtype, sample_x.device, tuple(sizes))
+    fmt = model_memory_format(model)
+    key = (tuple(sample_x.shape), sample_x.dtype, sample_x.device, tuple(sizes), fmt)
     cache = _CHUNKS.setdefault(model, {})
     if key in cache:
         return cache[key]
-    fmt = model_memory_format(model)
     rate: dict[int, float] = {}
+    chunks = {n: sample_x[:n].detach().contiguous(memory_format=fmt) for n in sizes}
     with attack_mode(model):
-        for n in sizes:
-            chunk = sample_x[:n].contiguous(memory_format=fmt)
-            rate[n] = n / _step_seconds(model, chunk, repeats)
+        for round_ in range(repeats + 1):  # round 0 warms up; sizes take turns within a round
+            for n in sizes:
+                seconds = _step_seconds(model, chunks[n])
+                if round_:
+                    rate[n] = max(rate.get(n, 0.0), n / seconds)
     cache[key] = max(rate, key=rate.__getitem__)
     return cache[key]

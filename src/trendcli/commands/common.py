@@ -82,5 +82,5 @@ class RichProgress:
             self._bar.update(handle, completed=task.total or task.completed)
 
     def log(self, message: str) -> None:
-        if not self.quiet:
-            self._bar.console.print(message)
+        if not self.quiet:  # library messages are plain text: "[train] x" is not rich markup
+            self._bar.console.print(message, markup=False, highlight=False)

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         opset: Annotated[int, typer.Option(help="ONNX opset, 13..20.")] = 17,
         tie_break: Annotated[
             Optional[str],
-            typer.Option("--tie-break", help="first or confidence [default: the ensemble's own policy, first for --model].")
+            typer.Option("--tie-break", help="first or confidence (default: the ensemble's own policy, first for --model).")
         ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the file's metadata as JSON.")] = False,
     ) -> None:

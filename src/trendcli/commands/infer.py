@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[Optional[int], typer.Option(help="Only the first N images of the split.")] = None,
         provider: Annotated[str, typer.Option(help="auto (TensorRT > CUDA > CPU), cpu, cuda or tensorrt.")] = "auto",
         batch_size: Annotated[int, typer.Option("--batch-size", help="Images per onnxruntime call.")] = 256,
-        threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads [default: its own].")] = None,
+        threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads (default: its own).")] = None,
         data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where the dataset files are.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the dataset summary as JSON.")] = False,
     ) -> None:

@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         norm: ao.Norm = None, overshoot: ao.Overshoot = None, max_iter: ao.MaxIter = None,
         store: ao.Store = Path("runs/adv"), limit: ao.Limit = None, batch_size: ao.BatchSize = None,
         device: ao.Device = "auto", split: ao.Split = "test", data_dir: ao.DataDir = None, force: ao.Force = False,
-        out: Annotated[Optional[Path], typer.Option("--out", help="Output prefix for OUT.json and OUT.png [default: runs/sweep/<source>-<attack>].")] = None,
+        out: Annotated[Optional[Path], typer.Option("--out", help="Output prefix for OUT.json and OUT.png (default: runs/sweep/<source>-<attack>).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the sweep JSON.")] = False,
     ) -> None:
         """Sweep the attack strength: generated and transferred counts and TM per eps, optionally fitted."""
