@@ -70,7 +70,7 @@ def full_batches(n: int, batch: int) -> list[slice]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=2, help="passes over the images per configuration")
+    parser.add_argument("--rounds", type=int, default=1, help="passes over the images per configuration")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
