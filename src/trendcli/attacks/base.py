@@ -8,6 +8,7 @@ differentiate through it with autograd (zoo members carry their quantizers' BPDA
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import time
 import weakref
@@ -174,7 +175,7 @@ def make_generator(device: torch.device, seed: int) -> torch.Generator:
 
 
 @dataclass(frozen=True)
-class Attack:
+class Attack(abc.ABC):
     """Base of the single-model attacks: validation, attack mode, layout and dtype handling.
 
     Subclasses are frozen dataclasses whose fields are all their parameters; they set
@@ -206,10 +207,11 @@ class Attack:
             adv = self._run(model, xc, y.clone(), target)
         return adv.detach().contiguous(memory_format=out_format)
 
+    @abc.abstractmethod
     def _run(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
     ) -> torch.Tensor:
-        raise NotImplementedError
+        """The attack itself, on x already in the model's layout, inside attack_mode."""
 
 
 # -- layout and chunk-size choice ---------------------------------------------------------------
