@@ -70,11 +70,6 @@ class AttackResult:
         }
 
 
-def resolve_models(models: Any, device: str | torch.device = "cpu") -> list[TrendModel]:
-    """Model dirs or TrendModels (one or a list) -> loaded eval-mode models on ``device``."""
-    return load_models(list(models) if isinstance(models, (list, tuple)) else [models], device)
-
-
 def build_attack(method: str, params: dict[str, Any] | None, n_models: int) -> Any:
     """A single-model attack from the registry, or an EnsemblePGD for a direction rule."""
     reg = get_registry()
@@ -150,7 +145,7 @@ def attack(
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     dev = resolve_device(device)
-    members = resolve_models(models, dev)
+    members = load_models(list(models) if isinstance(models, (list, tuple)) else [models], dev)
     check_compatible(members)
     params = dict(params or {})
     if len(members) > 1:

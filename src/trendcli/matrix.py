@@ -30,6 +30,7 @@ from .fsio import write_json_atomic
 from .model import TrendModel
 from .progress import NullProgress, Progress
 from .registry import canonical
+from .ensemble import unique_ids
 from .zoo import check_compatible, load_models
 from .transfer import GroupStats, averages, figure_normalization, group_stats, pair_counts, symmetrize, tm_from_counts
 
@@ -52,14 +53,8 @@ def _unique_names(models: Sequence[TrendModel]) -> list[str]:
             continue
         path = m.meta.get("path")
         out.append(f"{base}@{Path(path).name}" if path else f"{base}#{ids[: i + 1].count(base)}")
-    if len(set(out)) != len(out):  # same id and same directory name in two places
-        seen: dict[str, int] = {}
-        fixed = []
-        for name in out:
-            seen[name] = seen.get(name, 0) + 1
-            fixed.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
-        out = fixed
-    return out
+    # same id and same directory name in two places: number the repeats
+    return unique_ids(out) if len(set(out)) != len(out) else out
 
 
 def _model_entry(model: TrendModel, name: str) -> dict[str, Any]:

@@ -8,14 +8,6 @@ from .datasets.base import ImageData
 
 
 @torch.inference_mode()
-def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Logits of ``x`` (on the model's device), computed in batches; returned on the CPU."""
-    device = next(model.parameters()).device
-    out = [model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(out) if out else torch.empty(0)
-
-
-@torch.inference_mode()
 def predict_split(
     model: torch.nn.Module, data: ImageData, indices: torch.Tensor, batch_size: int = 1024
 ) -> tuple[torch.Tensor, torch.Tensor]:

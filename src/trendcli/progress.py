@@ -33,13 +33,3 @@ class NullProgress:
 
     def log(self, message: str) -> None:
         pass
-
-
-class RecordingProgress(NullProgress):
-    """Keeps log messages (for the Python API and tests)."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    def log(self, message: str) -> None:
-        self.messages.append(message)

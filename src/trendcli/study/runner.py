@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -141,10 +140,3 @@ def _run_on_ray(todo: list[Task], done: set[str], run_dir: Path, threads: int, l
     finally:
         if started_here:
             ray.shutdown()
-
-
-def read_marker(run_dir: Path, task: Task) -> dict[str, Any] | None:
-    try:
-        return json.loads(marker_path(run_dir, task).read_text())
-    except (OSError, ValueError):
-        return None
