@@ -27,8 +27,8 @@ from trendcli.attacks.base import attack_mode, choose_layout
 from trendcli.attacks.ensemble import EnsemblePGD
 from trendcli.attacks.pgd import PGD
 from trendcli.data import get_dataset, load_split
-from trendcli.spec import ModelSpec
-from trendcli.zoo import build_model
+from trendcli.zoo.spec import ModelSpec
+from trendcli.zoo.files import build_model
 
 EPS, ALPHA, STEPS = 8 / 255, 0.01, 40
 LAYOUTS = {"default": torch.contiguous_format, "channels_last": torch.channels_last}

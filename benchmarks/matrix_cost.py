@@ -42,10 +42,10 @@ import torch
 
 import torchattacks
 from trendcli.data import load_split
-from trendcli.matrix import compute_matrix
-from trendcli.train import TrainConfig, train
-from trendcli.transfer import tm_from_counts, transfer_counts
-from trendcli.zoo import load_model
+from trendcli.transfer.matrix import compute_matrix
+from trendcli.zoo.training import TrainConfig, train
+from trendcli.transfer.counts import tm_from_counts, transfer_counts
+from trendcli.zoo.files import load_model
 
 EPS, ALPHA = 8 / 255, 0.01
 ZOO = [("fp", 0), ("fp", 1), ("q1", 0), ("ht", 0), ("q2", 0), ("fp", 2)]

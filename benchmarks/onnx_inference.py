@@ -10,8 +10,8 @@ the weights):
 and each halftoning member alone (K = 1), so its cost shows on its own.
 
 torch eager = what `trend evaluate --per-image` runs: each member loaded per-image
-(trendcli.zoo.load_model), forward under inference_mode, then trendcli.vote.predict.
-onnxruntime = session.run of the exported file (trendcli.export.export_ensemble), all outputs.
+(trendcli.zoo.files.load_model), forward under inference_mode, then trendcli.ensemble.vote.predict.
+onnxruntime = session.run of the exported file (trendcli.deploy.export.export_ensemble), all outputs.
 Both use the same thread count. Latency = wall time of one call on a batch (median and p99 over
 the repeats, after warm-up); images/s = batch / median latency.
 CUDA and TensorRT providers are timed when this onnxruntime has them (onnxruntime-gpu on a
@@ -32,12 +32,12 @@ import numpy as np
 import torch
 
 from trendcli.data import get_dataset
-from trendcli.export import export_ensemble
-from trendcli.infer import CUDA, TENSORRT, OnnxEnsemble
-from trendcli.spec import ModelSpec
+from trendcli.deploy.export import export_ensemble
+from trendcli.deploy.runtime import CUDA, TENSORRT, OnnxEnsemble
+from trendcli.zoo.spec import ModelSpec
 from trendcli.versions import library_versions
-from trendcli.vote import predict as vote_predict
-from trendcli.zoo import build_model, load_model, save_model
+from trendcli.ensemble.vote import predict as vote_predict
+from trendcli.zoo.files import build_model, load_model, save_model
 
 ENSEMBLES = {"plain": ("fp", "q1", "ht"), "ht-fs": ("fp", "q1", "ht_fs"), "ht alone": ("ht",), "ht_fs alone": ("ht_fs",)}
 

@@ -1,4 +1,4 @@
-"""Training throughput: `trendcli.train` against a bare PyTorch loop on the same model and data.
+"""Training throughput: `trendcli.zoo.training` against a bare PyTorch loop on the same model and data.
 
 Prints one table measured in one run: images/s of trendcli's training loop (what `trend train`
 runs) and of a bare loop (batch from the in-memory tensor, forward, loss, backward, step, and
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from trendcli.data import load_split
-from trendcli.train import TrainConfig, model_spec_for, train
-from trendcli.zoo import build_model
+from trendcli.zoo.training import TrainConfig, model_spec_for, train
+from trendcli.zoo.files import build_model
 
 
 def bare_loop(config: TrainConfig, n: int) -> float:

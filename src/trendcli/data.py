@@ -7,9 +7,9 @@ from typing import Any, Iterator
 
 import torch
 
-from .datasets.base import SPLITS, DatasetSource, ImageData, split_indices
-from .errors import UsageError
-from .registry import get_registry
+from trendcli.datasets.base import SPLITS, DatasetSource, ImageData, split_indices
+from trendcli.errors import UsageError
+from trendcli.registry import get_registry
 
 
 def get_dataset(name: str) -> DatasetSource:
@@ -23,7 +23,7 @@ def load_split(
     """The data holding ``split`` and the indices of its images in it.
 
     ``train`` / ``val``: the seeded 90/10 split of the official train set (datasets.base.split_indices;
-    ../shared/paper/EQUATIONS.md, "Training"); ``test``: all of the official test set.
+    docs/method.md, "Training"); ``test``: all of the official test set.
     """
     if split not in SPLITS:
         raise UsageError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")

@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 import pluggy
 
-from . import hookspecs
-from .errors import DuplicateNameError, UnknownNameError
+from trendcli import hookspecs
+from trendcli.errors import DuplicateNameError, UnknownNameError
 
 GROUP = "trendcli"
 

@@ -137,9 +137,9 @@ def success_rate():
 def quantized_model(fmnist_train, fmnist_test):
     """quantized_model(name) -> (TrendModel with input quantizer ``name`` from the registry,
     trained for 1 epoch; 64 test images it classifies correctly)."""
-    from trendcli.model import TrendModel
+    from trendcli.zoo.model import TrendModel
     from trendcli.registry import get_registry
-    from trendcli.spec import ModelSpec
+    from trendcli.zoo.spec import ModelSpec
 
     cache: dict[str, tuple[nn.Module, torch.Tensor, torch.Tensor]] = {}
 

@@ -12,7 +12,7 @@ from trendcli.errors import UnknownNameError, UsageError
 from trendcli.hookspecs import hookimpl
 from trendcli.registry import Registry, get_registry, set_registry
 from trendcli.rules.directions import agd
-from trendcli.vote import predict
+from trendcli.ensemble.vote import predict
 
 
 class _ScaleGrad(torch.autograd.Function):

@@ -1,4 +1,4 @@
-"""DoReFa Wb / Ab (EQUATIONS.md, "Weight and activation quantization"): quantizers/dorefa.py."""
+"""DoReFa Wb / Ab (docs/method.md, "Weight and activation quantization"): quantizers/dorefa.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ht_fs (EQUATIONS.md, "Halftoning", option ht-fs): src/trendcli/quantizers/error_diffusion.py."""
+"""ht_fs (docs/method.md, "Halftoning", option ht-fs): src/trendcli/quantizers/error_diffusion.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HT (EQUATIONS.md, "Halftoning"): src/trendcli/quantizers/halftone.py."""
+"""HT (docs/method.md, "Halftoning"): src/trendcli/quantizers/halftone.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""quantize_network and friends (EQUATIONS.md, "Weight and activation quantization", layers):
+"""quantize_network and friends (docs/method.md, "Weight and activation quantization", layers):
 src/trendcli/quantizers/layers.py."""
 
 from __future__ import annotations

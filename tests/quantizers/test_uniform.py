@@ -1,4 +1,4 @@
-"""Qb (EQUATIONS.md, "Input quantization"): src/trendcli/quantizers/uniform.py."""
+"""Qb (docs/method.md, "Input quantization"): src/trendcli/quantizers/uniform.py."""
 
 from __future__ import annotations
 

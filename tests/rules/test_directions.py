@@ -1,4 +1,4 @@
-"""Direction rules on hand-made gradients (rules/directions.py; EQUATIONS.md "Attacks on an ensemble")."""
+"""Direction rules on hand-made gradients (rules/directions.py; docs/method.md "Attacks on an ensemble")."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import UsageError
+from trendcli.errors import UsageError
 
 
 def check_arguments(

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torchvision.models.densenet import DenseNet
 
-from .arguments import check_arguments, scale_channels
+from trendcli.architectures.arguments import check_arguments, scale_channels
 
 #: DenseNet-121 (Huang et al. 2017, table 1): growth rate, layers per block, initial features.
 GROWTH_RATE = 32

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from .arguments import check_arguments, scale_channels
+from trendcli.architectures.arguments import check_arguments, scale_channels
 
 #: Stage widths and blocks per stage of ResNet-20.
 STAGE_WIDTHS = (16, 32, 64)

@@ -1,6 +1,6 @@
 """CIFAR-style ResNet-18/34/50/101: torchvision's ResNet with a 3x3 stride-1 stem, no max-pool.
 
-The stem follows ../shared/paper/EQUATIONS.md ("Training": CIFAR-style ResNets have a 3x3
+The stem follows docs/method.md ("Training": CIFAR-style ResNets have a 3x3
 stride-1 stem and no max-pool). Blocks, stages and initialization are torchvision's
 (``torchvision.models.resnet``); only the stem, the widths and the classifier are adapted.
 """
@@ -12,7 +12,7 @@ from typing import Union
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from .arguments import check_arguments, scale_channels
+from trendcli.architectures.arguments import check_arguments, scale_channels
 
 Block = type[Union[BasicBlock, Bottleneck]]
 

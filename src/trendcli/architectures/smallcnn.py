@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .arguments import check_arguments, scale_channels
+from trendcli.architectures.arguments import check_arguments, scale_channels
 
 #: Spatial size of the feature map handed to the classifier, whatever the image size.
 POOLED_SIZE = 7

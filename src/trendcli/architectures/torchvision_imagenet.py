@@ -28,9 +28,9 @@ from torch import nn
 from torchvision import models
 from torchvision.models import WeightsEnum
 
-from ..errors import ModelFileError
-from .arguments import check_arguments
-from .densenet import BLOCK_CONFIG, GROWTH_RATE, INIT_FEATURES, ModuleReluDenseNet
+from trendcli.errors import ModelFileError
+from trendcli.architectures.arguments import check_arguments
+from trendcli.architectures.densenet import BLOCK_CONFIG, GROWTH_RATE, INIT_FEATURES, ModuleReluDenseNet
 
 
 def _densenet121(num_classes: int) -> nn.Module:

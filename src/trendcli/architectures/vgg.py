@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
-from .arguments import check_arguments, scale_channels
+from trendcli.architectures.arguments import check_arguments, scale_channels
 
 #: name -> (torchvision cfg key, batch norm)
 CONFIGS: dict[str, tuple[str, bool]] = {

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import UsageError
-from .arguments import check_arguments, scale_channels
+from trendcli.errors import UsageError
+from trendcli.architectures.arguments import check_arguments, scale_channels
 
 #: Widths of the three groups for k = 1.
 GROUP_WIDTHS = (16, 32, 64)

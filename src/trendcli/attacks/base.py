@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UsageError
+from trendcli.errors import UsageError
 
 __all__ = [
     "Attack",
@@ -157,7 +157,7 @@ def ce_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def random_start(x: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
-    """x_0 = clip_[0,1](x + U(-eps, eps)^d)  (EQUATIONS.md "Attacks on one model", PGD).
+    """x_0 = clip_[0,1](x + U(-eps, eps)^d)  (docs/method.md "Attacks on one model", PGD).
 
     The noise is drawn in the default layout, so a seed gives the same start in any layout.
     """

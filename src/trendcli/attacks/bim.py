@@ -8,15 +8,15 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .base import Attack, check_count, check_nonnegative, check_positive
-from .pgd import linf_sign_steps
+from trendcli.attacks.base import Attack, check_count, check_nonnegative, check_positive
+from trendcli.attacks.pgd import linf_sign_steps
 
 
 @dataclass(frozen=True)
 class BIM(Attack):
     """Basic iterative method, L-inf (Kurakin et al. 2017, arXiv:1607.02533).
 
-    PGD started at x itself (EQUATIONS.md "Attacks on one model": BIM = PGD without random
+    PGD started at x itself (docs/method.md "Attacks on one model": BIM = PGD without random
     start): x_0 = x; x_{n+1} = clip_[0,1]( Proj_{||.-x||_inf <= eps}( x_n + alpha * sign(g_n) ) ),
     g_n = grad_x L(f(x_n), y), L the cross-entropy summed over the batch; targeted: the
     step descends L(f(x_n), target).

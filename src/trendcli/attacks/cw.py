@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .base import Attack, check_count, check_nonnegative, check_positive, make_generator, margin, random_start
+from trendcli.attacks.base import Attack, check_count, check_nonnegative, check_positive, make_generator, margin, random_start
 
 # tanh-space change of variables: x = (tanh(w) + 1) / 2. Scaling by 1 - 1e-6 keeps
 # atanh finite at pixels exactly 0 or 1 (Carlini & Wagner's reference code does the same).
@@ -20,7 +20,7 @@ _NO_BOUND = 1e10  # the binary search's "no upper bound on c yet"
 
 
 def cw_objective(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None, kappa: float) -> torch.Tensor:
-    """f(x') per image, shape [N] (Carlini & Wagner's f6; EQUATIONS.md "Attacks on one model").
+    """f(x') per image, shape [N] (Carlini & Wagner's f6; docs/method.md "Attacks on one model").
 
     Untargeted: max( Z_y - max_{i != y} Z_i, -kappa ).
     Targeted:   max( max_{i != t} Z_i - Z_t, -kappa ).
@@ -46,7 +46,7 @@ class CWL2(Attack):
     iterations (Adam restarted, w restarted at x), c halves toward the smallest c that
     succeeded, or grows x10 while none has. Success = the wrong class leads by kappa. Returns
     per image the smallest-L2 success found in any run; images never successful are
-    returned unchanged (x itself). EQUATIONS.md "Attacks on one model".
+    returned unchanged (x itself). docs/method.md "Attacks on one model".
 
     Departure from the reference code: no early abort when the loss stalls (that needs a
     host sync per check); every run does its ``steps`` iterations.

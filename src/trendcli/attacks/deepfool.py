@@ -8,8 +8,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..errors import UsageError
-from .base import Attack, check_count, check_nonnegative
+from trendcli.errors import UsageError
+from trendcli.attacks.base import Attack, check_count, check_nonnegative
 
 _NORMS = ("l2", "linf")
 _TINY = 1e-12  # floor for gradient norms, so a zero gradient gives a zero step, not NaN
@@ -27,7 +27,7 @@ class DeepFool(Attack):
     r_tot += r; x_adv = clip_[0,1](x + (1 + overshoot) * r_tot). Images whose label has
     switched (or was wrong to begin with) stop changing. With ``eps`` set, the final
     perturbation is projected onto the eps-ball of the norm (as the authors' foolbox call
-    with ``epsilons`` did). EQUATIONS.md "Attacks on one model".
+    with ``epsilons`` did). docs/method.md "Attacks on one model".
 
     Cost per iteration: one forward and nb_candidates - 1 input-gradient backward passes
     (the Jacobian rows DeepFool needs), plus one host sync to stop once every image has

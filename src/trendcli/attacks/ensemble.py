@@ -8,10 +8,10 @@ from typing import Any, Callable, ClassVar, Sequence
 import torch
 from torch import nn
 
-from ..errors import UsageError
-from ..registry import canonical, get_registry
-from ..vote import TIE_BREAKS, predict
-from .base import (
+from trendcli.errors import UsageError
+from trendcli.registry import canonical, get_registry
+from trendcli.ensemble.vote import TIE_BREAKS, predict
+from trendcli.attacks.base import (
     input_memory_format,
     attack_mode,
     ce_sum,
@@ -33,7 +33,7 @@ def lookup_rule(name: str) -> Callable[..., torch.Tensor]:
 
 @dataclass(frozen=True)
 class EnsemblePGD:
-    """L-inf PGD on an ensemble with a direction rule (EQUATIONS.md "Attacks on an ensemble").
+    """L-inf PGD on an ensemble with a direction rule (docs/method.md "Attacks on an ensemble").
 
     x_0 = clip_[0,1](x + U(-eps, eps)^d) (or x); each step computes every member's
     G_k = grad_x L(f_k(x_n), y) (L = cross-entropy summed over the batch, each member

@@ -8,8 +8,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .base import Attack, check_nonnegative
-from .pgd import linf_sign_steps
+from trendcli.attacks.base import Attack, check_nonnegative
+from trendcli.attacks.pgd import linf_sign_steps
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class FGSM(Attack):
 
     x_adv = clip_[0,1]( x + eps * sign(grad_x L(f(x), y)) ), L the cross-entropy summed over
     the batch; targeted: x - eps * sign(grad_x L(f(x), target)). No random start
-    (EQUATIONS.md "Attacks on one model").
+    (docs/method.md "Attacks on one model").
 
     Parameters: eps, the L-inf bound and step size in [0, 1] pixel units, default 8/255.
 

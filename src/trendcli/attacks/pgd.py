@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UsageError
-from .base import Attack, ce_sum, check_count, check_nonnegative, check_positive, make_generator, random_start, success_mask
+from trendcli.errors import UsageError
+from trendcli.attacks.base import Attack, ce_sum, check_count, check_nonnegative, check_positive, make_generator, random_start, success_mask
 
 
 def linf_sign_steps(
@@ -24,7 +24,7 @@ def linf_sign_steps(
 ) -> torch.Tensor:
     """x_{n+1} = clip_[0,1]( x + clip_[-eps,eps]( x_n + step * sign(grad_x CE(f(x_n), labels)) - x ) ).
 
-    EQUATIONS.md "Attacks on one model", eq. 4. ``step`` = +alpha ascends the loss of the
+    docs/method.md "Attacks on one model", eq. 4. ``step`` = +alpha ascends the loss of the
     true labels (untargeted); -alpha descends toward target labels. CE is summed over the
     batch, so each image's step does not depend on its batch-mates. The iterate is updated
     in place: one forward and one input-gradient backward per step, no host sync.
@@ -45,7 +45,7 @@ class PGD(Attack):
 
     x_0 = clip_[0,1](x + U(-eps, eps)^d) (or x without random start);
     x_{n+1} = clip_[0,1]( Proj_{||.-x||_inf <= eps}( x_n + alpha * sign(grad_x L(f(x_n), y)) ) )
-    with L the cross-entropy summed over the batch (EQUATIONS.md eq. 4). Targeted: the step
+    with L the cross-entropy summed over the batch (docs/method.md eq. 4). Targeted: the step
     descends L(f(x_n), target) instead.
 
     Parameters (pixel units on the [0, 1] scale):

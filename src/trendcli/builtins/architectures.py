@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Callable
 
-from ..architectures import densenet, resnet20, resnet_cifar, smallcnn, torchvision_imagenet, vgg, wide_resnet
-from ..hookspecs import hookimpl
+from trendcli.architectures import densenet, resnet20, resnet_cifar, smallcnn, torchvision_imagenet, vgg, wide_resnet
+from trendcli.hookspecs import hookimpl
 
 
 def architectures() -> dict[str, Callable[..., Any]]:

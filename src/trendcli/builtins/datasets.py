@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..datasets.cifar import cifar10, cifar100
-from ..datasets.fashion_mnist import FashionMNIST
-from ..datasets.imagenet import ImageNet
-from ..hookspecs import hookimpl
+from trendcli.datasets.cifar import cifar10, cifar100
+from trendcli.datasets.fashion_mnist import FashionMNIST
+from trendcli.datasets.imagenet import ImageNet
+from trendcli.hookspecs import hookimpl
 
 
 @hookimpl

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..hookspecs import hookimpl
-from ..quantizers.dorefa import dorefa_activation, dorefa_weight
-from ..quantizers.error_diffusion import FloydSteinberg
-from ..quantizers.full_precision import FullPrecision
-from ..quantizers.halftone import Halftone
-from ..quantizers.uniform import MAX_INPUT_BITS, UniformQuantizer
+from trendcli.hookspecs import hookimpl
+from trendcli.quantizers.dorefa import dorefa_activation, dorefa_weight
+from trendcli.quantizers.error_diffusion import FloydSteinberg
+from trendcli.quantizers.full_precision import FullPrecision
+from trendcli.quantizers.halftone import Halftone
+from trendcli.quantizers.uniform import MAX_INPUT_BITS, UniformQuantizer
 
 
 def _uniform_factory(bits: int) -> Callable[..., UniformQuantizer]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..hookspecs import hookimpl
+from trendcli.hookspecs import hookimpl
 
 
 @hookimpl
 def trend_direction_rules() -> dict[str, Callable[..., Any]]:
     """Ensemble direction rules: dag (D-AG), agd (A-GD), ugd (U-GD), empir, eadg."""
-    from ..rules.directions import RULES
+    from trendcli.rules.directions import RULES
 
     return dict(RULES)

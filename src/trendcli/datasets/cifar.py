@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataNotFoundError, UsageError
-from .base import DatasetInfo, Location, TensorImages
-from .locations import SYSTEM_ROOT, cache_dir, file_key
+from trendcli.errors import DataNotFoundError, UsageError
+from trendcli.datasets.base import DatasetInfo, Location, TensorImages
+from trendcli.datasets.locations import SYSTEM_ROOT, cache_dir, file_key
 
 CIFAR10_INFO = DatasetInfo(
     name="cifar10",
@@ -24,7 +24,7 @@ CIFAR10_INFO = DatasetInfo(
     image_size=32,
     num_classes=10,
     class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-    # ../shared/paper/EQUATIONS.md ("Training"): the values the authors normalize with.
+    # docs/method.md ("Training"): the values the authors normalize with.
     mean=(0.4914, 0.4822, 0.4465),
     std=(0.2023, 0.1994, 0.2010),
 )

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataNotFoundError, UsageError
-from .base import DatasetInfo, Location, TensorImages
-from .idx import read_idx
-from .locations import SYSTEM_ROOT, cache_dir, file_key
+from trendcli.errors import DataNotFoundError, UsageError
+from trendcli.datasets.base import DatasetInfo, Location, TensorImages
+from trendcli.datasets.idx import read_idx
+from trendcli.datasets.locations import SYSTEM_ROOT, cache_dir, file_key
 
 # mean/std: every pixel of the 60,000 training images scaled to [0, 1], computed from the
 # Debian files (0.2860405970 / 0.3530242445); data/fashion_mnist.json holds the same values.

@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import DataNotFoundError
+from trendcli.errors import DataNotFoundError
 
 #: idx type byte -> element type (idx data is big-endian).
 IDX_DTYPES: dict[int, str] = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

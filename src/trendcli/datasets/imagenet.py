@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import DataNotFoundError, UsageError
-from .base import DatasetInfo, Location
-from .locations import SYSTEM_ROOT, cache_dir
+from trendcli.errors import DataNotFoundError, UsageError
+from trendcli.datasets.base import DatasetInfo, Location
+from trendcli.datasets.locations import SYSTEM_ROOT, cache_dir
 
 RESIZE = 256
 CROP = 224

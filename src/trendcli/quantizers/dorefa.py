@@ -1,4 +1,4 @@
-"""DoReFa weight and activation quantization "Wb" / "Ab" (EQUATIONS.md, "Weight and activation
+"""DoReFa weight and activation quantization "Wb" / "Ab" (docs/method.md, "Weight and activation
 quantization"; the authors' utils/quant_dorefa.py)."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import UsageError
-from .straight_through import straight_through
+from trendcli.errors import UsageError
+from trendcli.quantizers.straight_through import straight_through
 
 FULL_PRECISION_BITS = 32
 MAX_BITS = 16

@@ -1,4 +1,4 @@
-"""Floyd-Steinberg error diffusion "ht_fs" on the [0, 1] image (EQUATIONS.md, "Halftoning")."""
+"""Floyd-Steinberg error diffusion "ht_fs" on the [0, 1] image (docs/method.md, "Halftoning")."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from .straight_through import straight_through
+from trendcli.quantizers.straight_through import straight_through
 
 THRESHOLD = 0.5
 # Error shares a pixel receives, in the order raster scanning adds them: from the pixel above

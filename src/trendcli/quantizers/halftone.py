@@ -1,4 +1,4 @@
-"""Halftoning "HT": a sharpening filter and a threshold (EQUATIONS.md, "Halftoning")."""
+"""Halftoning "HT": a sharpening filter and a threshold (docs/method.md, "Halftoning")."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .straight_through import straight_through
+from trendcli.quantizers.straight_through import straight_through
 
 #: Kf, applied depthwise (the same kernel for every channel), zero padding 1.
 HALFTONE_KERNEL = ((-1.0, -2.0, -1.0), (-2.0, 16.0, -2.0), (-1.0, -2.0, -1.0))
@@ -17,7 +17,7 @@ class Halftone(nn.Module):
     """HT(x) = 1/2 * sign(Kf * x_hat + 1e-3) + 1/2, values in {0, 1}.
 
     x_hat = (x - mean(x)) / (max(x) - min(x)), statistics per image over C, H, W
-    (EQUATIONS.md "Halftoning"; the authors' utils/halftone.py). Kf * x_hat + 1e-3 is exactly
+    (docs/method.md "Halftoning"; the authors' utils/halftone.py). Kf * x_hat + 1e-3 is exactly
     0 only by accident; there torch.sign gives 0 and HT gives 1/2 (the formula taken as it
     stands). A constant image (max == min) has x_hat = 0, so HT = 1 everywhere.
 

@@ -1,4 +1,4 @@
-"""Weight and activation quantization for any network (EQUATIONS.md, "Weight and activation
+"""Weight and activation quantization for any network (docs/method.md, "Weight and activation
 quantization", "Layers")."""
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
-"""Uniform input quantization "Qb" on the normalized image (EQUATIONS.md, "Input quantization")."""
+"""Uniform input quantization "Qb" on the normalized image (docs/method.md, "Input quantization")."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..errors import UsageError
-from .straight_through import straight_through
+from trendcli.errors import UsageError
+from trendcli.quantizers.straight_through import straight_through
 
 MAX_INPUT_BITS = 8
 

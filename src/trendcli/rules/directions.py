@@ -3,7 +3,7 @@
 Every rule is ``rule(grads, mask) -> direction`` with ``grads`` the members' gradients
 G_k = grad_x L(f_k(x_n), y) stacked as [K, N, C, H, W] and ``mask`` a float [K, N] (1 where
 member k still predicts the ensemble's fixed label) or None; the direction is [N, C, H, W].
-S_k = sign(G_k). Formulas: EQUATIONS.md "Attacks on an ensemble".
+S_k = sign(G_k). Formulas: docs/method.md "Attacks on an ensemble".
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from ..errors import UsageError
+from trendcli.errors import UsageError
 
 __all__ = ["RULES", "agd", "dag", "eadg", "empir", "ugd"]
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import StudyError
-from ..registry import canonical
-from ..spec import FULL_PRECISION
+from trendcli.errors import StudyError
+from trendcli.registry import canonical
+from trendcli.zoo.spec import FULL_PRECISION
 
 if sys.version_info >= (3, 11):
     import tomllib

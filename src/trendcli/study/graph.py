@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import STAGES, Study
+from trendcli.study.config import STAGES, Study
 
 
 @dataclass

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import StudyError, UsageError
-from ..fsio import write_json_atomic
-from ..progress import NullProgress, Progress
-from .config import STAGES, Study
-from .graph import Task, build_tasks, is_done, marker_path
+from trendcli.errors import StudyError, UsageError
+from trendcli.fsio import write_json_atomic
+from trendcli.progress import NullProgress, Progress
+from trendcli.study.config import STAGES, Study
+from trendcli.study.graph import Task, build_tasks, is_done, marker_path
 
 EXECUTORS = ("local", "ray")
 
@@ -44,7 +44,7 @@ def execute_task(
     """Run one task (in this process or a Ray worker) and write its marker. Returns the record."""
     import torch
 
-    from .stages import run_stage
+    from trendcli.study.stages import run_stage
 
     if threads:
         torch.set_num_threads(threads)

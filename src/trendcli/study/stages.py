@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from ..progress import Progress
+from trendcli.progress import Progress
 
 
 def _p(run_dir: Path, rel: str | None) -> Path | None:
@@ -17,7 +17,7 @@ def _data_dir(args: dict[str, Any]) -> Path | None:
 
 
 def train_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dict[str, Any]:
-    from ..train import TrainConfig, train
+    from trendcli.zoo.training import TrainConfig, train
 
     cfg = TrainConfig(**{**args["config"], "dataset": args["dataset"], "device": args["device"], "data_dir": args.get("data_dir")})
     model = train(cfg, run_dir / args["out"], progress)
@@ -25,7 +25,7 @@ def train_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dict
 
 
 def attack_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dict[str, Any]:
-    from ..attack import attack
+    from trendcli.adversarial.generate import attack
 
     result = attack(
         str(run_dir / args["model"]), args["method"], args["params"], split=args["split"], limit=args["limit"],
@@ -36,7 +36,7 @@ def attack_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dic
 
 
 def matrix_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dict[str, Any]:
-    from ..matrix import compute_matrix
+    from trendcli.transfer.matrix import compute_matrix
 
     out = run_dir / args["out"]
     json_path = out.with_suffix(".json")
@@ -50,16 +50,16 @@ def matrix_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dic
     mx.write_csv(out.with_suffix(".csv"))
     mx.plot(out.with_suffix(".png"))
     if args.get("group_by"):
-        from ..fsio import write_json_atomic
+        from trendcli.fsio import write_json_atomic
 
         write_json_atomic(out.with_name(out.name + ".groups.json"), mx.groups_dict(args["group_by"]))
     return {"models": len(mx.names), "cached": mx.cached}
 
 
 def design_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dict[str, Any]:
-    from ..design import design_from_matrix, ensemble_from_design
+    from trendcli.ensemble.selection import design_from_matrix, ensemble_from_design
 
-    from ..matrix import TransferMatrix
+    from trendcli.transfer.matrix import TransferMatrix
 
     matrix_path = run_dir / args["matrix"]
     mx = TransferMatrix.load(matrix_path)
@@ -76,7 +76,7 @@ def design_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dic
 
 
 def evaluate_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dict[str, Any]:
-    from ..evaluate import EvalConfig, evaluate
+    from trendcli.ensemble.evaluation import EvalConfig, evaluate
 
     params = args.get("params", {})
     cfg = EvalConfig(
@@ -90,9 +90,9 @@ def evaluate_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> d
 
 
 def export_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dict[str, Any]:
-    from ..export import export_ensemble
-    from ..fsio import write_json_atomic
-    from ..infer import OnnxEnsemble, run_dataset
+    from trendcli.deploy.export import export_ensemble
+    from trendcli.fsio import write_json_atomic
+    from trendcli.deploy.runtime import OnnxEnsemble, run_dataset
 
     out = run_dir / args["out"]
     kwargs = {"opset": args["opset"]} if args.get("opset") else {}
@@ -105,7 +105,7 @@ def export_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dic
 
 
 def report_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dict[str, Any]:
-    from ..report import write_report
+    from trendcli.report.html import write_report
 
     report = write_report(run_dir, run_dir / args["out"])
     return {"report": str(report.index)}

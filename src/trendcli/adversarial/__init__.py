@@ -1,0 +1,1 @@
+"""Adversarial sets: attack orchestration and the HDF5 store."""

@@ -1,0 +1,145 @@
+"""`trend matrix`: the transferability matrix of a set of models under one attack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from trendcli.cli import options as ao
+from trendcli.cli.common import RichProgress, console, print_json
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "n/a" if value is None or value != value else format(value, spec)
+
+
+def _model_dirs(model: list[Path] | None, models_dir: Path | None) -> list[str]:
+    from trendcli.errors import UsageError
+
+    dirs = [str(m) for m in (model or [])]
+    if models_dir is not None:
+        if not models_dir.is_dir():
+            raise UsageError(f"--models-dir {models_dir} is not a directory")
+        found = sorted(str(p.parent) for p in models_dir.glob("*/model.json"))
+        if not found:
+            raise UsageError(f"no model directories (with model.json) under {models_dir}")
+        dirs += [d for d in found if d not in dirs]
+    if len(dirs) < 2:
+        raise UsageError("a transfer matrix needs two or more models: --model DIR --model DIR, or --models-dir DIR")
+    return dirs
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("matrix")
+    def matrix_cmd(
+        out: Annotated[Path, typer.Option("--out", help="Output prefix: writes OUT.json, OUT.csv and OUT.png (an existing OUT.json is reused).")],
+        model: Annotated[Optional[list[Path]], typer.Option("--model", help="Model directory (repeat for each model).")] = None,
+        models_dir: Annotated[Optional[Path], typer.Option("--models-dir", help="Every model directory under DIR.")] = None,
+        method: Annotated[str, typer.Option("--attack", "--method", help="Attack on each source: pgd, fgsm, bim, cw-l2, cw-linf, deepfool.")] = "pgd",
+        eps: ao.Eps = None, alpha: ao.Alpha = None, steps: ao.Steps = None, random_start: ao.RandomStart = None,
+        restarts: ao.Restarts = None, seed: ao.Seed = None, kappa: ao.Kappa = None, c: ao.C = None, lr: ao.Lr = None,
+        binary_steps: ao.BinarySteps = None, norm: ao.Norm = None, overshoot: ao.Overshoot = None, max_iter: ao.MaxIter = None,
+        store: ao.Store = Path("runs/adv"), limit: ao.Limit = None, batch_size: ao.BatchSize = None,
+        device: ao.Device = "auto", split: ao.Split = "test", data_dir: ao.DataDir = None, force: ao.Force = False,
+        include_diagonal: Annotated[bool, typer.Option("--include-diagonal", help="Averages include the diagonal (as the authors' printed averages do).")] = False,
+        normalize: Annotated[str, typer.Option("--normalize", help="eq1 (TM = N_t/N_g) or figure (the authors' heatmaps: N_t(s->t)/N_t(s->s), seed means).")] = "eq1",
+        group_by: Annotated[Optional[str], typer.Option("--group-by", help="Model fields for seed statistics, e.g. arch,input_quant,optimizer.")] = None,
+        fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an existing OUT.json (the attacks still come from the store).")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the matrix JSON.")] = False,
+    ) -> None:
+        """Attack every model, evaluate every other model on its set, and write TM for every ordered pair."""
+        from trendcli.errors import UsageError
+        from trendcli.transfer.matrix import NORMALIZATIONS, TransferMatrix, compute_matrix
+
+        if normalize not in NORMALIZATIONS:
+            raise UsageError(f"unknown --normalize {normalize!r}; use one of {', '.join(NORMALIZATIONS)}")
+        fields = [f.strip() for f in group_by.split(",") if f.strip()] if group_by else None
+        dirs = _model_dirs(model, models_dir)
+        params = ao.attack_params(eps, alpha, steps, random_start, restarts, seed, kappa, c, lr, binary_steps, norm, overshoot, max_iter)
+        prefix = out.with_suffix("") if out.suffix in (".json", ".csv", ".png") else out
+        json_path = prefix.with_name(prefix.name + ".json")
+        previous = TransferMatrix.load(json_path) if json_path.exists() and not fresh else None
+        with RichProgress(quiet=as_json) as progress:
+            mx = compute_matrix(
+                dirs, method, params, split=split, limit=limit, batch_size=batch_size, device=device, store=store,
+                data_dir=data_dir, previous=previous, force=force, progress=progress,
+            )
+        if fields:
+            mx.group_keys(fields)  # an unknown field fails before anything is written
+        paths = mx.write(prefix, include_diagonal, normalize, fields)
+        data = mx.to_dict(include_diagonal, normalize, fields)
+        if as_json:
+            print_json({**data, "files": {k: str(v) for k, v in paths.items()}})
+            return
+        _print_matrix(mx, data, normalize)
+        if fields:
+            _print_groups(data["groups"])
+        state = "[green]cache hit end to end[/]: nothing attacked or evaluated" if mx.cached else (
+            f"computed {mx.computed_pairs} pair(s), reused {mx.reused_pairs}"
+        )
+        console.print(f"{state} in {mx.seconds:.1f} s")
+        console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def _print_matrix(mx: Any, data: dict[str, Any], normalize: str) -> None:
+    from trendcli.transfer.heatmap import short_labels
+
+    labels = short_labels(mx.names)
+    values = data["tm"] if normalize == "eq1" else data["figure"]
+    avg = data["averages"]
+    what = "TM = N_t / N_g" if normalize == "eq1" else "N_t(s->t) / N_t(s->s)"
+    diag = "with" if avg["include_diagonal"] else "without"
+    table = Table(title=f"{mx.title()}: {what} (rows source, columns target; averages {diag} the diagonal)")
+    table.add_column("source \\ target")
+    for label in labels:
+        table.add_column(label, justify="right")
+    table.add_column("avg", justify="right", style="bold")
+    for name, label, row in zip(mx.names, labels, values):
+        table.add_row(label, *(_fmt(v) for v in row), _fmt(avg["row"][name]))
+    table.add_row("avg", *(_fmt(avg["column"][n]) for n in mx.names), "", style="bold")
+    console.print(table)
+    acc = data["clean_accuracy"]
+    console.print("clean accuracy: " + ", ".join(f"{lab} {_fmt(acc[n], '.4f')}" for n, lab in zip(mx.names, labels)))
+    rows, cols = avg["row"], avg["column"]
+    best_src = max((n for n in mx.names if rows[n] is not None), key=lambda n: rows[n], default=None)
+    best_tgt = min((n for n in mx.names if cols[n] is not None), key=lambda n: cols[n], default=None)
+    if best_src and best_tgt:
+        console.print(f"adversary's source (highest row average): [bold]{best_src}[/]; "
+                      f"defender's target (lowest column average): [bold]{best_tgt}[/]")
+
+
+def _print_groups(groups: dict[str, Any]) -> None:
+    names = groups["groups"]
+    table = Table(title=f"seed statistics by {','.join(groups['fields'])}: each member as source, the other members as targets "
+                        "(mean +- sample std over ordered pairs)")
+    for col in ("group", "models", "pairs", "N_g (generated)", "N_t (transferred)", "TM"):
+        table.add_column(col, justify="left" if col == "group" else "right")
+
+    def pm(mean: float | None, std: float | None, spec: str) -> str:
+        return "n/a" if mean is None else f"{mean:{spec}} +- {_fmt(std, spec)}"
+
+    single = [g for g in names if len(groups["members"][g]) < 2]
+    for i, g in enumerate(names):
+        if g in single:
+            continue  # one model: no pair of two seeds
+        table.add_row(
+            g, str(len(groups["members"][g])), str(groups["pairs"][i][i]),
+            pm(groups["n_g_mean"][i][i], groups["n_g_std"][i][i], ".1f"),
+            pm(groups["n_t_mean"][i][i], groups["n_t_std"][i][i], ".1f"),
+            pm(groups["tm_mean"][i][i], groups["tm_std"][i][i], ".3f"),
+        )
+    if len(single) < len(names):
+        console.print(table)
+    if single:
+        console.print(f"no seed statistics for {', '.join(single)}: one model each (train more seeds)")
+    if len(names) > 1:
+        cross = Table(title="mean TM between groups (rows source group, columns target group)")
+        cross.add_column("source \\ target")
+        for g in names:
+            cross.add_column(g, justify="right")
+        for i, g in enumerate(names):
+            cross.add_row(g, *(_fmt(v) for v in groups["tm_mean"][i]))
+        console.print(cross)

@@ -1,0 +1,1 @@
+"""Deployment: ONNX export of an ensemble and inference on onnxruntime."""

@@ -1,0 +1,1 @@
+"""Ensembles: members, vote, selection (TREND design), evaluation, gradient domination."""

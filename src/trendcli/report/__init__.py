@@ -1,0 +1,1 @@
+"""Reports: run loading, findings beside the paper's claims, the HTML page."""

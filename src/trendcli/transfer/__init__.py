@@ -1,0 +1,1 @@
+"""Transferability: counts, streaming evaluation, matrices, strength sweeps, outputs."""

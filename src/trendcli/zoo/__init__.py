@@ -1,0 +1,1 @@
+"""Zoo members: specs and ids, model composition, model files, training."""
