@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 import torchattacks
-from trendcli.attacks.base import attack_mode, choose_layout
+from trendcli.attacks.base import MEMORY_FORMATS, attack_mode, auto_layout
 from trendcli.attacks.ensemble import EnsemblePGD
 from trendcli.attacks.pgd import PGD
 from trendcli.data import get_dataset, load_split
@@ -101,9 +101,8 @@ def main() -> None:
     model.to(memory_format=torch.contiguous_format)
     rate = {key: key[0] / statistics.median(ts) for key, ts in times.items()}
 
-    t0 = time.perf_counter()
-    chosen = {b: choose_layout(model, x[:b]) for b in (64, 256)}
-    choose_s = time.perf_counter() - t0
+    # trendcli's layout="auto" is a fixed rule (benchmarks/layout_choice.py measured it), not a timing
+    chosen = {b: MEMORY_FORMATS[auto_layout(model)] for b in (64, 256)}
 
     # A-GD over K = 3 members vs PGD on each member, at batch 256 in the layout chosen for it
     fmt = chosen[256]
@@ -131,9 +130,8 @@ def main() -> None:
         ours = rate[(batch, layout, "trendcli pgd")]
         theirs = rate[(batch, "default", "torchattacks PGD")]
         fastest_bare = max(rate[(batch, lay, "bare loop")] for lay in LAYOUTS)
-        print(f"batch {batch}: choose_layout -> {layout}; trendcli there {ours:.0f} img/s = "
+        print(f"batch {batch}: layout auto -> {layout}; trendcli there {ours:.0f} img/s = "
               f"{ours / theirs:.2f}x torchattacks in its default layout, {ours / fastest_bare:.2f}x the fastest bare loop")
-    print(f"choose_layout for both batch sizes took {choose_s:.2f} s")
     print()
     print(f"A-GD, K = 3 members, batch 256, {name_of[fmt]}: {agd_s:.2f} s per batch (median of "
           f"{len(agd_t)}); 3 x single-model PGD: {pgd3_s:.2f} s; ratio {agd_s / pgd3_s:.2f}")

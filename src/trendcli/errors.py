@@ -45,3 +45,11 @@ class StudyError(TrendError):
 
 class OnnxExportError(TrendError):
     """An ensemble could not be exported, or an ONNX file is not a trendcli ensemble."""
+
+
+class OutputExistsError(TrendError):
+    """An output path holds something trendcli did not write, or a finished artifact without force."""
+
+
+class FileAccessError(TrendError):
+    """A path cannot be read or written (permissions, a read-only filesystem, a path of the wrong kind)."""

@@ -1,16 +1,27 @@
-"""The plugin manager: loads plugins lazily, once, and looks names up by kind."""
+"""The plugin manager: loads plugins lazily, once, and looks names up by kind.
+
+A hook returns ``{name: factory}``. A factory is either a callable or a :func:`lazy` reference
+(``lazy("trendcli.attacks.pgd:PGD", "PGD, L-inf (Madry et al. 2018)")``): the registry then
+knows the name and its one-line description without importing the implementation, which is
+imported on first use of :attr:`Entry.factory`. Listing names (``trend plugins``) therefore
+imports no torch as long as the plugins hand over lazy references.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
 import importlib.metadata as md
+import inspect
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import pluggy
 
 from trendcli import hookspecs
-from trendcli.errors import DuplicateNameError, UnknownNameError
+from trendcli.errors import DuplicateNameError, UnknownNameError, UsageError
 
 GROUP = "trendcli"
 
@@ -32,14 +43,73 @@ def canonical(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class Lazy:
+    """A factory named by where it lives (``"package.module:attribute"``), imported on first use."""
+
+    target: str
+    description: str
+    args: tuple[Any, ...] = ()
+
+    def load(self) -> Any:
+        """Import the target; with ``args``, the target with them bound first (``functools.partial``)."""
+        module, _, attribute = self.target.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+        return functools.partial(obj, *self.args) if self.args else obj
+
+
+def lazy(target: str, description: str, *args: Any) -> Lazy:
+    """A registry value that names its factory instead of holding it.
+
+    ``target`` is ``"package.module:attribute"``; ``description`` is the one line ``trend plugins``
+    shows; ``args`` are bound first, so ``lazy("pkg.vgg:cifar_vgg", "VGG-11", "vgg11")`` stands for
+    ``functools.partial(cifar_vgg, "vgg11")``.
+    """
+    module, sep, attribute = target.partition(":")
+    if not (module and sep and attribute):
+        raise UsageError(f"lazy target must look like 'package.module:attribute', got {target!r}")
+    return Lazy(target, description, tuple(args))
+
+
+def _first_doc_line(obj: Any) -> str:
+    if isinstance(obj, functools.partial):
+        obj = obj.func
+    doc = inspect.getdoc(obj) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+@dataclass(frozen=True)
 class Entry:
-    """One registered name: its factory and the distribution that provides it."""
+    """One registered name: where its factory comes from and the distribution that provides it."""
 
     kind: str
     name: str
-    factory: Callable[..., Any]
+    source: Any  # the hook's value: a callable (or rule object), or a Lazy reference
     plugin: str  # distribution name (or the plugin's registered name for in-process plugins)
     version: str
+
+    @functools.cached_property
+    def factory(self) -> Any:
+        """The factory (or rule) itself; a lazy one is imported here, once."""
+        return self.source.load() if isinstance(self.source, Lazy) else self.source
+
+    @property
+    def description(self) -> str:
+        """One line: the lazy reference's description, else the factory's first docstring line."""
+        if isinstance(self.source, Lazy):
+            return self.source.description
+        return _first_doc_line(self.source)
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One registered plugin module: its distribution, version and the hooks it implements."""
+
+    name: str
+    dist: str
+    version: str
+    hooks: tuple[str, ...]
 
 
 class Registry:
@@ -56,12 +126,12 @@ class Registry:
     def _load(self) -> None:
         if not self._load_entrypoints:
             return
+        points = list(md.entry_points(group=GROUP))
+        allow = _allowed({_dist_name(ep) for ep in points})
         self._load_entrypoints = False
-        allowed = os.environ.get("TREND_PLUGINS")
-        allow = {a.strip() for a in allowed.split(",") if a.strip()} if allowed else None
-        for ep in md.entry_points(group=GROUP):
-            dist = ep.dist.name if ep.dist is not None else ep.module
-            if allow is not None and dist not in allow:
+        for ep in points:
+            dist = _dist_name(ep)
+            if allow is not None and _normal(dist) not in allow:
                 continue
             module = ep.load()
             pname = f"{dist}:{ep.name}"
@@ -76,17 +146,27 @@ class Registry:
         self._dists[name] = (dist or name, version)
         self._entries = None
 
+    def plugins(self) -> list[PluginInfo]:
+        """Every registered plugin module with its distribution, version and hooks, by name."""
+        self._load()
+        out = []
+        for plugin in self.pm.get_plugins():
+            pname = self.pm.get_name(plugin) or repr(plugin)
+            dist, version = self._dists.get(pname, (pname, ""))
+            hooks = tuple(sorted(c.name for c in self.pm.get_hookcallers(plugin) or [] if c.name in KINDS.values()))
+            out.append(PluginInfo(pname, dist, version, hooks))
+        return sorted(out, key=lambda p: p.name)
+
     def entries(self) -> dict[str, dict[str, Entry]]:
         """All entries: kind -> name -> Entry. Raises on a name provided twice."""
         if self._entries is None:
             self._load()
             table: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
             for kind, hook in KINDS.items():
-                caller = getattr(self.pm.hook, hook)
-                for impl in caller.get_hookimpls():
+                for impl in getattr(self.pm.hook, hook).get_hookimpls():
                     pname = self.pm.get_name(impl.plugin) or repr(impl.plugin)
                     dist, version = self._dists.get(pname, (pname, ""))
-                    for name, factory in (impl.function() or {}).items():
+                    for name, source in (impl.function() or {}).items():
                         key = canonical(name)
                         if key in table[kind]:
                             other = table[kind][key].plugin
@@ -94,7 +174,7 @@ class Registry:
                                 f"{kind} {key!r} is provided by both {other!r} and {dist!r}; "
                                 f"uninstall one, or limit plugins with TREND_PLUGINS"
                             )
-                        table[kind][key] = Entry(kind, key, factory, dist, version)
+                        table[kind][key] = Entry(kind, key, source, dist, version)
             self._entries = table
         return self._entries
 
@@ -110,6 +190,30 @@ class Registry:
 
     def factory(self, kind: str, name: str) -> Callable[..., Any]:
         return self.get(kind, name).factory
+
+
+def _dist_name(ep: md.EntryPoint) -> str:
+    return ep.dist.name if ep.dist is not None else ep.module
+
+
+def _normal(dist: str) -> str:
+    """A distribution name as pip compares them: case, ``-``, ``_`` and ``.`` do not matter."""
+    return re.sub(r"[-_.]+", "-", dist.strip()).lower()
+
+
+def _allowed(installed: set[str]) -> set[str] | None:
+    """The distributions TREND_PLUGINS allows (None: all); naming one not installed is an error."""
+    value = os.environ.get("TREND_PLUGINS")
+    if not value:
+        return None
+    allow = {_normal(a) for a in value.split(",") if a.strip()}
+    missing = sorted(allow - {_normal(d) for d in installed})
+    if missing:
+        raise UsageError(
+            f"TREND_PLUGINS names {', '.join(missing)}, not an installed trendcli plugin; "
+            f"installed: {', '.join(sorted(installed))}"
+        )
+    return allow
 
 
 _default: Registry | None = None

@@ -1,4 +1,4 @@
-"""Input checks, attack mode, margins, random starts and layout choice (attacks/base.py)."""
+"""Input checks, attack mode, margins, random starts and the layout rule (attacks/base.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import torch
 from torch import nn
 
 from trendcli.attacks.base import (
+    LAYOUTS,
     attack_mode,
+    auto_layout,
     check_batch,
-    choose_chunk_size,
-    choose_layout,
     make_generator,
     margin,
     model_memory_format,
     random_start,
+    resolve_layout,
 )
 from trendcli.errors import UsageError
 
@@ -72,20 +73,23 @@ def test_model_memory_format():
     assert model_memory_format(model) == torch.channels_last
 
 
-def test_choose_layout_restores_model_and_caches():
-    model = _conv_model().train()
-    x = torch.rand(8, 3, 4, 4)
-    fmt = choose_layout(model, x)
-    assert fmt in (torch.contiguous_format, torch.channels_last)
-    assert model_memory_format(model) == torch.contiguous_format and model.training
-    assert all(p.requires_grad for p in model.parameters())
-    assert choose_layout(model, x) is fmt  # cached: no second measurement
-    with pytest.raises(UsageError):
-        choose_layout(model, torch.rand(8, 3))
+def test_auto_layout_is_a_rule_on_the_models_not_a_timing():
+    conv, mlp = _conv_model(), nn.Sequential(nn.Flatten(), nn.Linear(48, 3))
+    assert auto_layout(conv) == "channels_last"
+    assert auto_layout([conv, _conv_model()]) == "channels_last"
+    assert auto_layout(mlp) == "contiguous"  # no convolution: nothing to gain
+    assert auto_layout([conv, mlp]) == "contiguous"  # one layout for every member
+    assert auto_layout(conv.to(memory_format=torch.channels_last)) == "channels_last"  # not the current layout
+    before = model_memory_format(conv)
+    assert [auto_layout(conv) for _ in range(3)] == ["channels_last"] * 3
+    assert model_memory_format(conv) == before  # nothing measured, nothing moved
 
 
-def test_choose_chunk_size_picks_a_candidate():
-    model = _conv_model()
-    x = torch.rand(16, 3, 4, 4)
-    assert choose_chunk_size(model, x, candidates=(4, 8, 64)) in (4, 8)
-    assert choose_chunk_size(model, x[:2], candidates=(4, 8)) == 2  # none fits: the whole sample
+def test_resolve_layout():
+    conv = _conv_model()
+    assert LAYOUTS == ("auto", "contiguous", "channels_last")
+    assert resolve_layout("auto", conv) == "channels_last"
+    assert resolve_layout("contiguous", conv) == "contiguous"
+    assert resolve_layout("channels_last", [conv]) == "channels_last"
+    with pytest.raises(UsageError, match="unknown layout 'nhwc'; use one of auto, contiguous, channels_last"):
+        resolve_layout("nhwc", conv)

@@ -10,6 +10,8 @@ import sys
 import pytest
 
 from trendcli.cli import main
+from trendcli.hookspecs import hookimpl
+from trendcli.registry import Registry, lazy, set_registry
 
 from ..conftest import needs_fmnist
 
@@ -39,9 +41,9 @@ def test_invalid_numbers_are_usage_errors(capsys):
     code, _, err = run(["train", "--epochs", "many", "--out", "/tmp/never"], capsys)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
     code, _, err = run(["train", "--epochs", "0", "--out", "/tmp/never"], capsys)
-    assert code == 1 and "--epochs must be at least 1" in err
+    assert code == 1 and "epochs must be at least 1" in err
     code, _, err = run(["train", "--weight-bits", "0", "--out", "/tmp/never"], capsys)
-    assert code == 1 and "--weight-bits must be 1..16" in err
+    assert code == 1 and "weight_bits must be 1..16" in err
 
 
 def test_missing_data_says_where_it_looked(tmp_path, capsys):
@@ -52,12 +54,37 @@ def test_missing_data_says_where_it_looked(tmp_path, capsys):
 
 def test_plugins_lists_builtins_and_example(capsys):
     code, out, _ = run(["plugins", "--json"], capsys)
-    rows = json.loads(out)
-    by_name = {(r["kind"], r["name"]): r["plugin"] for r in rows}
+    data = json.loads(out)
+    by_name = {(r["kind"], r["name"]): r for r in data["names"]}
     assert code == 0
-    assert by_name[("architecture", "smallcnn")] == "trendcli"
-    assert by_name[("architecture", "example_mlp")] == "trend-example"
-    assert by_name[("input quantizer", "binarize")] == "trend-example"
+    assert by_name[("architecture", "smallcnn")]["plugin"] == "trendcli"
+    assert by_name[("architecture", "example_mlp")]["plugin"] == "trend-example"
+    assert by_name[("input quantizer", "binarize")]["plugin"] == "trend-example"
+    assert by_name[("attack", "pgd")]["description"] == "PGD, L-inf (Madry et al. 2018, arXiv:1706.06083)"
+    assert all(r["description"] for r in data["names"]), "every name has a one-line description"
+
+
+def test_plugins_shows_each_distribution_with_version_and_hooks(capsys):
+    from importlib.metadata import version
+
+    code, out, _ = run(["plugins", "--json"], capsys)
+    dists = {d["distribution"]: d for d in json.loads(out)["plugins"]}
+    assert code == 0
+    assert dists["trendcli"]["version"] == version("trendcli")
+    assert "trend_attacks" in dists["trendcli"]["hooks"] and "trend_direction_rules" in dists["trendcli"]["hooks"]
+    assert dists["trend-example"]["hooks"] == ["trend_architectures", "trend_input_quantizers"]
+
+
+def test_trend_plugins_naming_no_installed_distribution_is_one_error_line(monkeypatch, capsys):
+    monkeypatch.setenv("TREND_PLUGINS", "trendcli,not-installed")
+    set_registry(None)  # a fresh process-wide registry reads the variable
+    try:
+        code, _, err = run(["plugins"], capsys)
+    finally:
+        set_registry(None)
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith("error: TREND_PLUGINS names not-installed, not an installed trendcli plugin; installed: ")
+    assert "trend-example" in err and "trendcli" in err
 
 
 def test_datasets_command(capsys):
@@ -82,3 +109,36 @@ def test_example_plugin_trains_through_the_console_script(tmp_path):
     # 4 SGD steps on 512 binarized images: clearly above chance (0.1), far from converged
     assert card["accuracy"]["test"] > 0.2
     assert (out / "model.safetensors").is_file()
+
+
+def test_no_command_shows_the_help(capsys):
+    code, out, err = run([], capsys)
+    assert code == 0 and err == ""
+    assert out.startswith("Usage: trend [OPTIONS] COMMAND [ARGS]...\n") and "\n  train " in out
+
+
+def test_plugins_table_shows_versions_hooks_and_descriptions(capsys):
+    from importlib.metadata import version
+
+    code, out, _ = run(["plugins"], capsys)
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("│ trendcli "))
+    assert version("trendcli") in row and "trend_attacks" in row and "trend_direction_rules" in row
+    assert any(" pgd " in line and "Madry et al. 2018" in line for line in out.splitlines())
+
+
+class _BracketPlugin:
+    @hookimpl
+    def trend_attacks(self):
+        return {"bracketed": lazy("colorsys:rgb_to_hls", "1[x > 0] and [bold]not markup[/bold]")}
+
+
+def test_plugins_table_prints_descriptions_as_written(capsys):
+    reg = Registry(load_entrypoints=False)
+    reg.register(_BracketPlugin(), name="bracket-plugin")
+    set_registry(reg)
+    try:
+        code, out, _ = run(["plugins"], capsys)
+    finally:
+        set_registry(None)
+    assert code == 0 and "1[x > 0] and [bold]not markup[/bold]" in out

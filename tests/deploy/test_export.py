@@ -314,7 +314,7 @@ def test_incompatible_members_and_bad_opset(zoo, tmp_path):
     save_model(other, tmp_path / "cifar", {"id": "cifar"})
     with pytest.raises(IncompatibleModelsError, match="must share one dataset"):
         export_ensemble([zoo[0], tmp_path / "cifar"], tmp_path / "e.onnx")
-    with pytest.raises(UsageError, match="--opset must be 13..20"):
+    with pytest.raises(UsageError, match="opset must be 13..20"):
         export_ensemble(zoo[:1], tmp_path / "e.onnx", opset=9)
     assert not (tmp_path / "e.onnx").exists()
 
@@ -372,3 +372,21 @@ def test_trained_fp_q1_ht_ensemble_matches_torch_on_test_and_adversarial_sets(tm
         advset = AdvStore(store).get(key)
         for _, _, x, _, _ in advset.iter_chunks(500):
             check(x)
+
+
+@needs_fmnist
+def test_run_export_writes_the_file_and_its_dataset_check(zoo, tmp_path):
+    from trendcli.data import load_split
+    from trendcli.deploy.export import check_path, run_export
+
+    run = run_export(zoo[:3], tmp_path / "three.onnx", infer_limit=50)
+    assert run.files == {"onnx": tmp_path / "three.onnx", "infer": tmp_path / "three.infer.json"}
+    assert check_path(run.path) == run.files["infer"]
+    written = json.loads(run.files["infer"].read_text())
+    assert written["n"] == 50 and written["dataset"] == "fashion_mnist" and written["accuracy"] == run.check["accuracy"]
+    # the check is the ONNX file's vote on the first 50 test images
+    data, idx = load_split("fashion_mnist", "test")
+    x, y = data.batch(idx[:50])
+    session = ort.InferenceSession(str(run.path), providers=["CPUExecutionProvider"])
+    (label,) = session.run(["label"], {"images": x.numpy()})
+    assert written["accuracy"] == float((label == y.numpy()).mean())

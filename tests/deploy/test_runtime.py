@@ -195,16 +195,20 @@ def test_run_dataset(ens, members):
 # -- the CLI ---------------------------------------------------------------------------------------
 
 
+@needs_fmnist
 def test_cli_export_then_infer_images(members, tmp_path, capsys):
     from PIL import Image
 
     out = tmp_path / "cli.onnx"
-    argv = ["export-ensemble", "--out", str(out), "--tie-break", "confidence", "--json"]
+    argv = ["export-ensemble", "--out", str(out), "--tie-break", "confidence", "--infer-limit", "40", "--json"]
     for d in members:
         argv += ["--model", str(d)]
     code, stdout, _ = _run(argv, capsys)
     meta = json.loads(stdout)
     assert code == 0 and meta["tie_break"] == "confidence" and [m["id"] for m in meta["members"]] == list(MEMBERS)
+    # the export's dataset check, written beside the file whichever command exports
+    check = json.loads((tmp_path / "cli.infer.json").read_text())
+    assert check == meta["check"] and check["n"] == 40 and 0 <= check["accuracy"] <= 1
     for i in range(3):
         Image.fromarray(np.full((28, 28), 80 * i, np.uint8), "L").save(tmp_path / f"{i}.png")
     code, stdout, err = _run(["infer", "--onnx", str(out), "--provider", "cpu", "--images", str(tmp_path / "0.png"),

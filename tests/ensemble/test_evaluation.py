@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
+
+from trendcli.stats import wilson_interval
 
 from trendcli.errors import UsageError
 from trendcli.ensemble.evaluation import (
@@ -59,10 +62,10 @@ def hand_evaluation() -> Evaluation:
 def test_ratio_is_ensemble_under_the_rule_over_member_under_pgd():
     ev = hand_evaluation()
     ratios = robustness_ratios(ev.ensemble_adv(), ev.member_adv())
-    # agd eps 0.01: 0.30 / 0.04 = 7.5 (fp), 0.30 / 0.25 = 1.2 (q1); eps 0.03: fp PGD 0.0 -> None
+    # agd eps 0.01: 0.30 / 0.04 = 7.5 (fp), 0.30 / 0.25 = 1.2 (q1); eps 0.03: fp PGD 0.0 -> NaN
     assert ratios["agd"]["0.01"]["fp"] == pytest.approx(7.5)
     assert ratios["agd"]["0.01"]["q1"] == pytest.approx(1.2)
-    assert ratios["agd"]["0.03"]["fp"] is None
+    assert math.isnan(ratios["agd"]["0.03"]["fp"])
     assert ratios["dag"]["0.03"]["q1"] == pytest.approx(0.05 / 0.12)
     assert ev.headline()[1].startswith("1.20x more robust than q1 at eps 0.01 (agd")
 
@@ -74,30 +77,43 @@ def test_strongest_attack_is_the_lowest_vote_accuracy():
     assert strongest_attack(adv, "0.5") is None
 
 
-def test_claims_are_measured_booleans_with_their_numbers():
+def test_claims_are_verdicts_with_their_numbers():
     ev = hand_evaluation()
-    claims = check_claims(ev.ensemble_adv(), ev.member_adv(), ev.transfer())
+    claims = check_claims(ev.ensemble_adv(), ev.member_adv(), ev.transfer(), n=100)
     agd = claims["agd_beats_dag_at_small_eps"]
-    # only eps 0.01 is < 0.03: success agd 0.70 vs dag 0.40 -> holds, ratio 1.75
-    assert agd["holds"] is True and [r["eps"] for r in agd["by_eps"]] == [0.01]
+    # only eps 0.01 is < 0.03: success agd 0.70 vs dag 0.40 -> holds, ratio 1.75, margin 0.30
+    assert agd["holds"] is True and agd["verdict"] == "holds" and [r["eps"] for r in agd["by_eps"]] == [0.01]
     assert agd["by_eps"][0]["success_ratio"] == pytest.approx(0.7 / 0.4)
-    # agd vs PGD: 0.01: 0.30 > 0.04 and > 0.25; 0.03: 0.10 > 0.00 but 0.10 < 0.12 -> does not hold
+    assert agd["effect"] == pytest.approx(0.3) and agd["test"] == "point estimate" and agd["n"] == 100
+    assert agd["p_value"] is None and agd["interval"] == [None, None]
+    # agd vs PGD, decided at eps 0.01 (the paper's): 0.30 > 0.04 and > 0.25 -> holds, margin 0.05;
+    # at 0.03 (shown, not deciding): 0.10 > 0.00 but 0.10 < 0.12
     beats = claims["ensemble_beats_members"]
-    assert beats["holds"] is False
+    assert beats["holds"] is True and beats["eps_used"] == 0.01 and beats["effect"] == pytest.approx(0.05)
     assert beats["by_eps"][1]["members"]["q1"]["ensemble_beats"] is False
-    # worst case at 0.03 is dag (0.05): also < 0.12
+    assert beats["by_eps"][1]["members"]["fp"]["ratio"] is None  # 0.10 / 0: undefined, null in JSON
+    # worst case at 0.03 is dag (0.05); at 0.01 agd (0.30): holds
     worst = claims["ensemble_beats_members_worst_case"]
-    assert worst["by_eps"][1]["attack"] == "dag" and worst["holds"] is False
-    # black box: 0.01: 0.70 vs 0.50 / 0.80 -> no
+    assert worst["by_eps"][1]["attack"] == "dag" and worst["holds"] is True
+    # black box at 0.01: 0.70 vs 0.50 and 0.80 -> does not hold
     bb = claims["ensemble_beats_members_black_box"]
-    assert bb["holds"] is False and bb["by_eps"][1]["beats_all"] is True and bb["source"] == "src"
+    assert bb["holds"] is False and bb["by_eps"][1]["beats_all"] is True and bb["attack"] == "pgd on src"
 
 
 def test_claims_not_measured_say_so():
     claims = check_claims({"agd": {"0.01": 0.5}}, {"fp": {"0.01": 0.1}})
     assert claims["agd_beats_dag_at_small_eps"]["holds"] is None
+    assert claims["agd_beats_dag_at_small_eps"]["verdict"] == "not measured"
+    assert "agd and dag" in claims["agd_beats_dag_at_small_eps"]["reason"]
     assert claims["ensemble_beats_members"]["holds"] is True
     assert claims["ensemble_beats_members_black_box"]["holds"] is None
+
+
+def test_agd_claim_needs_a_win_at_every_small_eps():
+    # A-GD ahead at the smallest eps 0.005 (0.40 vs 0.30 success) but behind at 0.02 (0.60 vs 0.70)
+    adv = {"agd": {"0.005": 0.60, "0.02": 0.40}, "dag": {"0.005": 0.70, "0.02": 0.30}}
+    agd = check_claims(adv, {"fp": {"0.005": 0.1, "0.02": 0.1}})["agd_beats_dag_at_small_eps"]
+    assert agd["verdict"] == "does not hold" and agd["effect"] == pytest.approx(-0.1)
 
 
 def test_outputs_and_schema(tmp_path):
@@ -116,7 +132,14 @@ def test_outputs_and_schema(tmp_path):
         "member_pgd_accuracy": {"fp": 0.04, "q1": 0.25},
         "ratio": {"fp": pytest.approx(7.5), "q1": pytest.approx(1.2)},
         "member_accuracy_on_ensemble_adv": {"fp": 0.20, "q1": 0.25},
+        # no per-image outcomes in this hand evaluation: intervals from rate x 100 images
+        "ensemble_accuracy_interval": pytest.approx(list(wilson_interval(30, 100))),
+        "ensemble_accuracy_by_tie_break": {},
+        "member_pgd_accuracy_interval": {"fp": pytest.approx(list(wilson_interval(4, 100))),
+                                         "q1": pytest.approx(list(wilson_interval(25, 100)))},
     }
+    # agd eps 0.03: 0.10 / fp's 0.00 is undefined: null in the file, as every undefined number
+    assert data["table"][1]["ratio"]["fp"] is None and data["ratios"]["by_attack"]["agd"]["0.03"]["fp"] is None
     assert data["ratios"]["definition"].startswith("adversarial accuracy of the ensemble vote")
     assert data["transfer"]["0.03"]["ensemble_accuracy"] == 0.40
 

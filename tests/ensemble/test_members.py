@@ -55,7 +55,7 @@ def test_json_round_trip_keeps_members_policy_and_seed(zoo, tmp_path):
     ens = Ensemble.from_dirs(zoo, tie_break="paper", seed=7, design={"score": 0.25})
     path = ens.save(tmp_path / "e.json")
     data = json.loads(path.read_text())
-    assert data["format"] == FORMAT == "trendcli-ensemble/1"
+    assert data["format"] == FORMAT == "trendcli-ensemble/2"
     assert [m["id"] for m in data["members"]] == ["tiny.fp.s0", "tiny.q1.s1", "tiny.q2.s2"]
     assert all(len(m["weights_sha256"]) == 64 for m in data["members"])
     back = Ensemble.load(path)
@@ -94,7 +94,8 @@ def test_missing_file_and_bad_policy_are_usage_errors(tmp_path, zoo):
 
 def test_relative_member_paths_resolve_beside_the_ensemble_file(zoo, tmp_path, monkeypatch):
     ens_file = zoo[0].parent / "e.json"
-    Ensemble([Member("fp", "a", "x")]).save(ens_file)
+    data = Ensemble([Member("fp", "a", "x")]).to_dict()  # "fp" as written: relative to the file
+    ens_file.write_text(json.dumps(data))
     monkeypatch.chdir(tmp_path)  # "fp" does not exist here
     assert resolve_member_path("fp", ens_file) == zoo[0].parent / "fp"
     assert Ensemble.load(ens_file, verify=False).member_dirs() == [zoo[0].parent / "fp"]
@@ -114,8 +115,10 @@ def test_predict_is_the_vote_of_the_members_logits(zoo):
     x = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     logits = ens.logits(x, models)
     assert len(logits) == 3 and logits[0].shape == (6, 10)
-    expected = vote_logits(logits, "first")
-    assert torch.equal(ens.predict(x, models), expected)
+    # the default tie-break is the paper's seeded random one (what the findings use)
+    assert ens.tie_break == "paper" and ens.seed == 0
+    assert torch.equal(ens.predict(x, models), vote_logits(logits, "paper", 0))
+    assert torch.equal(ens.predict(x, models, tie_break="first"), vote_logits(logits, "first"))
 
 
 # Hand-made logits (3 members, 3 images, 4 classes): argmaxes per image
@@ -163,3 +166,32 @@ def test_unique_ids_and_subset(zoo):
     assert sub.ids == ["tiny.q2.s2", "tiny.fp.s0"] and sub.tie_break == "confidence"
     with pytest.raises(UsageError, match="not ensemble members"):
         ens.subset(["nope"])
+
+
+def test_member_paths_are_stored_relative_to_the_file_and_survive_a_move(zoo, tmp_path, monkeypatch):
+    import shutil
+
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    dirs = [shutil.copytree(d, run / "models" / Path(d).name) for d in zoo[:2]]
+    ens = Ensemble.from_dirs(dirs)
+    path = ens.save(run / "ensembles" / "e.json")
+    data = json.loads(path.read_text())
+    assert [m["path"] for m in data["members"]] == [f"../models/{Path(d).name}" for d in dirs]
+    moved = tmp_path / "moved"
+    shutil.move(str(run), str(moved))
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    back = Ensemble.load(moved / "ensembles" / "e.json")  # verify=True: every sha256 checked
+    assert back.member_dirs() == [moved / "models" / Path(d).name for d in dirs]
+
+
+def test_version_1_files_stay_readable(zoo, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ens = Ensemble.from_dirs(zoo[:2])
+    data = ens.to_dict()
+    data["format"] = "trendcli-ensemble/1"
+    data["members"][0]["path"] = str(Path(zoo[0]).resolve())
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    assert Ensemble.load(tmp_path / "old.json").ids == ens.ids

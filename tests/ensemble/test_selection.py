@@ -210,3 +210,18 @@ def test_all_members_required_is_the_only_candidate():
         result = design(TOY, NAMES, 3, require=["a", "c", "d"], method=method)
         assert [set(c.members) for c in result.candidates] == [{"a", "c", "d"}]
         assert result.best.score == pytest.approx(2.3 / 3)
+
+
+def test_run_design_writes_the_best_ensemble_with_its_ranked_candidates(matrix_file, tmp_path):
+    from trendcli.ensemble.members import Ensemble
+    from trendcli.ensemble.selection import run_design
+
+    run = run_design(matrix_file, 3, tmp_path / "ens" / "e.json", tie_break="confidence")
+    assert run.ensemble == tmp_path / "ens" / "e.json"
+    ens = Ensemble.load(run.ensemble)
+    # {a,b,c} = 0.25 best, then {a,b,d} = (0.10 + 0.80 + 0.70) / 3 = 0.533
+    assert ens.ids == ["a", "b", "c"] and ens.tie_break == "confidence"
+    recorded = ens.design["candidates"]
+    assert [c["members"] for c in recorded] == [list(c.members) for c in run.result.candidates]
+    assert recorded[0]["score"] == pytest.approx(0.25) and recorded[1]["score"] == pytest.approx(1.6 / 3)
+    assert run_design(matrix_file, 3).ensemble is None  # no out: rank only, nothing written

@@ -95,3 +95,37 @@ def test_exports_to_onnx_with_a_dynamic_batch():
     x = torch.randn(4, 3, 5, 5)
     (out,) = ort.InferenceSession(buf.getvalue()).run(None, {"x": x.numpy()})
     assert torch.equal(torch.from_numpy(out), ht(x))
+
+
+def test_tied_extremes_send_the_gradient_to_the_first_pixel_by_default():
+    # A 1x1x3x3 image whose minimum 0 is shared by pixels 0 and 1 (C, H, W order) and whose
+    # maximum 1 is unique. d spread / d x: the min's -1 goes to pixel 0 alone under "first",
+    # -1/2 to each of pixels 0 and 1 under "split"; every other pixel gets the same gradient.
+    x0 = torch.tensor([[[[0.0, 0.0, 0.2], [0.4, 1.0, 0.6], [0.3, 0.5, 0.7]]]], dtype=torch.float64)
+
+    def spread_grad(ties):
+        x = x0.clone().requires_grad_(True)
+        flat_w = torch.arange(9, dtype=torch.float64).view_as(x)  # any fixed weighting
+        (flat_w * Halftone(ties=ties).pre_threshold(x)).sum().backward()
+        return x.grad.flatten()
+
+    first, split = spread_grad("first"), spread_grad("split")
+    diff = first - split
+    assert torch.allclose(diff[2:], torch.zeros(7, dtype=torch.float64), atol=1e-12)  # untied pixels agree
+    assert diff[0].abs() > 1e-6 and torch.isclose(diff[0], -diff[1])  # the tie's share moved to pixel 0
+    assert torch.isclose(first.sum(), split.sum())  # the same total gradient, distributed differently
+    # the authors' rule written out: torch.max/min over the flattened image, gradient to its index
+    x = x0.clone().requires_grad_(True)
+    flat = x.flatten(1)
+    spread = flat.max(dim=1).values - flat.min(dim=1).values
+    x_hat = (x - x.mean()) / spread
+    ref = F.conv2d(x_hat, KF.view(1, 1, 3, 3), padding=1) + 1e-3
+    (torch.arange(9, dtype=torch.float64).view_as(x) * ref).sum().backward()
+    assert torch.allclose(first, x.grad.flatten(), atol=1e-12)
+
+
+def test_unknown_tie_rule_is_a_usage_error():
+    from trendcli.errors import UsageError
+
+    with pytest.raises(UsageError, match="ties must be one of first, split"):
+        Halftone(ties="even")

@@ -9,9 +9,8 @@ import pytest
 
 from trendcli.report.findings import (
     Finding,
-    agd_vs_dag_finding,
     asymmetry_finding,
-    ensemble_robustness_finding,
+    decided,
     export_accuracy_finding,
     findings_markdown,
     low_bit_input_finding,
@@ -38,9 +37,11 @@ def test_low_bit_holds_when_pairs_with_q1_transfer_less():
     # with q1: 0.1 + 0.3 + 0.2 + 0.4 = 1.0 over 4 -> 0.25; among FP: (0.8 + 0.6) / 2 = 0.70
     assert f.values["mean_tm_pairs_with_low_bit"] == pytest.approx(0.25)
     assert f.values["mean_tm_among_fp"] == pytest.approx(0.70)
-    # into q1 (column c): (0.1 + 0.3) / 2 = 0.2; from q1 (row c): (0.2 + 0.4) / 2 = 0.3
-    assert f.values["mean_tm_into_low_bit"] == pytest.approx(0.2)
-    assert f.values["mean_tm_from_low_bit"] == pytest.approx(0.3)
+    # column averages: a (0.6 + 0.2) / 2 = 0.4, b (0.8 + 0.4) / 2 = 0.6, q1 (0.1 + 0.3) / 2 = 0.2
+    assert f.values["column_average"] == pytest.approx({"a": 0.4, "b": 0.6, "c": 0.2})
+    assert f.values["rank_by_column_average"] == {"c": 1, "a": 2, "b": 3}
+    # margin: lowest other (a, 0.4) - q1's 0.2 = 0.2; no per-image outcomes: the point estimate decides
+    assert f.result.effect == pytest.approx(0.2) and f.result.test == "point estimate"
     assert f.holds is True and f.verdict == "holds" and "Q1" in f.this_run
 
 
@@ -63,14 +64,14 @@ def test_low_bit_skips_undefined_pairs_and_weight_quantized_models():
     # with q1: 0.3 + 0.2 + 0.4 + (c<->d 0.5 + 0.5) = 1.9 over 5 -> 0.38
     assert f.values["pairs_with_low_bit"] == 5
     assert f.values["mean_tm_pairs_with_low_bit"] == pytest.approx(0.38)
-    assert f.values["fp_models"] == ["a", "b"]
+    assert f.values["other_models"] == ["a", "b", "d"]
 
 
 def test_low_bit_not_measured_without_the_models():
     f = low_bit_input_finding(["a", "b"], [[1, 0.5], [0.5, 1]], [_spec("fp"), _spec("fp")])
     assert f.holds is None and f.verdict == "not measured" and "no Q1/Q2/HT model" in f.this_run
-    f = low_bit_input_finding(["a", "b"], [[1, 0.5], [0.5, 1]], [_spec("fp"), _spec("ht")])
-    assert f.holds is None and "fewer than two full-precision models" in f.this_run
+    f = low_bit_input_finding(["a", "b"], [[1, 0.5], [0.5, 1]], [_spec("q1"), _spec("ht")])
+    assert f.holds is None and "no model other than Q1/Q2/HT" in f.this_run
 
 
 # -- 2. asymmetry -------------------------------------------------------------------------------------
@@ -90,8 +91,8 @@ def test_asymmetry_does_not_hold_within_the_noise():
     tm = [[1, 0.55],
           [0.5, 1]]
     f = asymmetry_finding(["a", "b"], tm, [[100, 100], [100, 100]])
-    # SE = sqrt(0.55*0.45/100 + 0.25/100) = 0.0705; 0.05 < 3 * 0.0705
-    assert f.values["asymmetric_pairs"] == 0 and f.holds is False
+    # SE = sqrt(0.55*0.45/100 + 0.25/100) = 0.0705; 0.05 < 3 * 0.0705: no evidence either way
+    assert f.values["asymmetric_pairs"] == 0 and f.verdict == "inconclusive"
 
 
 def test_asymmetry_names_the_larger_direction_first_and_skips_undefined():
@@ -118,9 +119,11 @@ def test_seed_holds_when_seeds_transfer_more_than_other_configs():
           [0.7, 1, 0.2],
           [0.4, 0.1, 1]]
     f = seed_finding(["a0", "a1", "b0"], tm, ["A", "A", "B"], [0, 1, 0])
-    # seeds of A: 0.9 and 0.7 -> mean 0.8, sample std sqrt(((0.1)^2 + (0.1)^2) / 1) = 0.1414
+    # seeds of A: 0.9 and 0.7 -> mean 0.8; the authors' std divides by the 2 pairs: sqrt(0.02 / 2) = 0.1
     assert f.values["mean_tm_same_config"] == pytest.approx(0.8)
-    assert f.values["std_tm_same_config"] == pytest.approx(math.sqrt(0.02))
+    assert f.values["std_tm_same_config"] == pytest.approx(0.1)
+    assert seed_finding(["a0", "a1", "b0"], tm, ["A", "A", "B"], [0, 1, 0], ddof=1).values[
+        "std_tm_same_config"] == pytest.approx(math.sqrt(0.02))
     # other configs: 0.3 + 0.2 + 0.4 + 0.1 = 1.0 over 4 -> 0.25
     assert f.values["mean_tm_other_configs"] == pytest.approx(0.25)
     assert f.holds is True
@@ -142,59 +145,6 @@ def test_seed_not_measured_without_two_seeds_of_one_config():
     assert only_seeds.holds is None and only_seeds.values["mean_tm_same_config"] == pytest.approx(0.8)
 
 
-# -- 4. A-GD vs D-AG ----------------------------------------------------------------------------------
-
-
-def test_agd_beats_dag_at_the_smallest_eps():
-    f = agd_vs_dag_finding([0.02, 0.01], [0.5, 0.3], [0.5, 0.2])
-    # smallest eps 0.01: 0.3 / 0.2 = 1.5; at 0.02: 1.0
-    assert f.values["smallest_eps"] == 0.01 and f.values["ratio_at_smallest_eps"] == pytest.approx(1.5)
-    assert f.values["ratio"] == [pytest.approx(1.5), pytest.approx(1.0)]
-    assert f.holds is True and "1.50x" in f.this_run
-
-
-def test_agd_does_not_beat_dag():
-    f = agd_vs_dag_finding([0.01, 0.02], [0.2, 0.6], [0.3, 0.4])
-    # at 0.01: 0.2 / 0.3 = 0.667 (the larger ratio 1.5 at 0.02 does not decide)
-    assert f.holds is False and f.values["max_ratio"] == pytest.approx(1.5)
-
-
-def test_agd_ratio_with_zero_dag_success():
-    f = agd_vs_dag_finding([0.01, 0.02], [0.0, 0.1], [0.0, 0.0])
-    # 0 / 0 undefined at 0.01, so the smallest defined eps is 0.02 with 0.1 / 0 = inf
-    assert f.values["smallest_eps"] == 0.02 and math.isinf(f.values["ratio_at_smallest_eps"])
-    assert f.holds is True and f.to_dict()["values"]["ratio"] == [None, None]  # JSON: non-finite -> null
-    assert agd_vs_dag_finding([0.01], [0.0], [0.0]).holds is None
-
-
-# -- 5. ensemble robustness ---------------------------------------------------------------------------
-
-
-def test_ensemble_more_robust_than_every_member_at_the_eps_nearest_0_01():
-    f = ensemble_robustness_finding("agd", [0.005, 0.012, 0.03], [0.9, 0.6, 0.1],
-                                    {"q1": [0.8, 0.5, 0.2], "fp": [0.5, 0.1, 0.0]})
-    # nearest 0.01 is 0.012: 0.6 / 0.5 = 1.2 vs q1, 0.6 / 0.1 = 6.0 vs fp
-    assert f.values["eps_used"] == 0.012
-    assert f.values["ratios"] == {"q1": pytest.approx(1.2), "fp": pytest.approx(6.0)}
-    assert f.holds is True and "6.00x vs fp" in f.this_run
-    assert math.isinf(f.values["ratios_per_eps"][0.03]["fp"])  # 0.1 / 0 at eps 0.03
-
-
-def test_ensemble_not_more_robust_than_one_member():
-    f = ensemble_robustness_finding("agd", [0.01], [0.4], {"q1": [0.5], "fp": [0.1]})
-    # 0.4 / 0.5 = 0.8 < 1 vs q1
-    assert f.values["ratios"]["q1"] == pytest.approx(0.8) and f.holds is False
-
-
-def test_ensemble_equal_to_a_member_is_not_more_robust():
-    f = ensemble_robustness_finding("agd", [0.01], [0.0], {"q1": [0.0]})
-    assert f.values["ratios"]["q1"] is None and f.holds is False
-
-
-def test_ensemble_robustness_not_measured_without_numbers():
-    assert ensemble_robustness_finding("agd", [0.01], [None], {"q1": [0.5]}).holds is None
-
-
 # -- 6. export ----------------------------------------------------------------------------------------
 
 
@@ -211,13 +161,28 @@ def test_export_accuracy_equal_and_different():
 
 
 def test_markdown_table_escapes_pipes_and_newlines():
-    f = Finding("k", "a | b", "paper\nnumber", "run", True)
-    md = findings_markdown([f, Finding("j", "c", "d", "e", None)], "heading")
+    from trendcli.report.findings import READING_NOTE
+    from trendcli.stats import ClaimResult
+
+    f = Finding("k", "a | b", "paper\nnumber", "run", decided(True))
+    tested = Finding("t", "x", "y", "z", ClaimResult("inconclusive", "exact McNemar", 0.0312, -0.002, (-0.0104, 0.006), 500))
+    md = findings_markdown([f, Finding("j", "c", "d", "e", decided(None)), tested], "heading")
     assert md.splitlines() == [
         "heading",
         "",
-        "| claim | paper | this run | holds? |",
-        "| --- | --- | --- | --- |",
-        "| a \\| b | paper number | run | holds |",
-        "| c | d | e | not measured |",
+        "| claim | paper | this run | verdict | test | p | effect [95 % interval] | n |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| a \\| b | paper number | run | holds | point estimate | n/a | n/a | n/a |",
+        "| c | d | e | not measured | point estimate | n/a | n/a | n/a |",
+        "| x | y | z | inconclusive | exact McNemar | 0.031 | -0.002 [-0.010, +0.006] | 500 |",
+        "",
+        READING_NOTE,
     ]
+
+
+def test_finding_json_carries_the_structured_result():
+    f = seed_finding(["a", "b", "c"], [[NAN, 0.9, 0.2], [0.8, NAN, 0.3], [0.1, 0.2, NAN]], ["A", "A", "B"], [0, 1, 0])
+    d = f.to_dict()
+    # seeds: (0.9 + 0.8) / 2 = 0.85; other configs: (0.2 + 0.3 + 0.1 + 0.2) / 4 = 0.2; effect 0.65
+    assert d["verdict"] == "holds" and d["holds"] is True and d["test"] == "point estimate"
+    assert d["effect"] == pytest.approx(0.65) and d["p_value"] is None and d["interval"] == [None, None]

@@ -180,9 +180,10 @@ def test_report_has_every_section_and_the_numbers(run_dir, tmp_path):
     assert "fp-s1" in page and "Q1-W32-A32" in page and "0.7766" in page  # models table
     # row averages (diagonal left out): fp-s0 (0.9 + 0.2 + 0.1) / 3 = 0.400; q1 column (0.2 + 0.3 + 0.1) / 3 = 0.200
     assert "<td class=num>0.400</td>" in page and "<td class=num>0.200</td>" in page
-    assert "0.2833" in page  # design score
+    assert "<b>0.283</b>" in page  # design score, a mean TM: three decimals like every TM
     # robustness: ensemble 0.60 vs q1 0.45 under agd at 0.01 -> 0.60 / 0.45 = 1.33x; vs fp 0.60 / 0.05 = 12.00x
-    assert "0.4500 (1.33x)" in page and "0.0500 (12.00x)" in page
+    # with the Wilson 95 % interval of 45 and 5 of the 100 images
+    assert "0.4500 [0.356, 0.548] (1.33x)" in page and "0.0500 [0.022, 0.112] (12.00x)" in page
     # export: 100 images in 1 + 2 + 3 + 4 ms = 10000 images/s; p50 of the batch latencies 2.5 ms, p99 3.97 ms
     assert "<td class=num>10000</td>" in page and "<td class=num>2.50</td>" in page and "<td class=num>3.97</td>" in page
     assert "demo.toml" in page and "[zoo]" in page  # footer: the study file
@@ -194,21 +195,25 @@ def test_findings_on_the_synthetic_run(template, tmp_path):
     report = write_report(template, tmp_path / "out")
     by_key = {f.key: f for f in report.findings}
     assert [f.key for f in report.findings] == [
-        "low_bit_input", "asymmetry", "seed", "agd_vs_dag", "ensemble_robustness", "export_accuracy"]
+        "low_bit_input", "asymmetry", "seed", "agd_vs_dag", "ensemble_robustness", "ensemble_robustness_worst_case",
+        "ensemble_robustness_black_box", "export_accuracy"]
     # pairs with q1/ht: 0.2+0.1 + 0.3+0.2 + 0.6+0.5+0.3 + 0.3+0.2+0.1 = 2.8 over 10 -> 0.28 < among FP (0.9+0.8)/2 = 0.85
     assert by_key["low_bit_input"].holds is True
     assert by_key["low_bit_input"].values["mean_tm_pairs_with_low_bit"] == pytest.approx(0.28)
     # most asymmetric pair: q1 -> fp-s0 0.6 vs back 0.2
     assert by_key["asymmetry"].values["max_pair"] == [IDS[2], IDS[0]] and by_key["asymmetry"].holds is True
     assert by_key["seed"].values["mean_tm_same_config"] == pytest.approx(0.85) and by_key["seed"].holds is True
-    # success A-GD 1 - 0.60 = 0.40 vs D-AG 1 - 0.70 = 0.30 at eps 0.01 -> 1.33x
-    assert by_key["agd_vs_dag"].values["ratio_at_smallest_eps"] == pytest.approx(0.4 / 0.3)
+    # success A-GD 1 - 0.60 = 0.40 vs D-AG 1 - 0.70 = 0.30 at eps 0.01 -> 1.33x; at 0.02: 0.60 vs 0.50
+    assert by_key["agd_vs_dag"].values["ratio"][0] == pytest.approx(0.4 / 0.3) and by_key["agd_vs_dag"].holds is True
     assert by_key["ensemble_robustness"].holds is True
+    assert by_key["ensemble_robustness_worst_case"].holds is True  # agd is the strongest at both eps
+    assert by_key["ensemble_robustness_black_box"].verdict == "not measured"  # no transfer source
     assert by_key["export_accuracy"].holds is True
     md = report.findings_md.read_text()
-    assert md.count("\n| ") == 2 + 6 and "| claim | paper | this run | holds? |" in md and "1.56x" in md
+    assert md.count("\n| ") == 2 + 8 and "| claim | paper | this run | verdict | test | p | effect [95 % interval] | n |" in md and "1.56x" in md
     data = json.loads(report.findings_json.read_text())
-    assert [f["verdict"] for f in data["findings"]] == ["holds"] * 6
+    assert [f["verdict"] for f in data["findings"]] == ["holds"] * 6 + ["not measured", "holds"]
+    assert data["findings"][3]["test"] == "point estimate" and data["findings"][3]["n"] == 100
 
 
 def test_export_that_differs_from_the_evaluation_does_not_hold(run_dir, tmp_path):
@@ -244,6 +249,45 @@ def test_design_candidates_are_recomputed_with_the_study_settings(run_dir):
     assert len(again.candidates) == 4 and "not recorded" in again.candidates_note
 
 
+def test_evaluate_and_report_agree_on_every_claim(tmp_path):
+    # A-GD ahead of D-AG at the smallest eps (success 0.40 vs 0.30 at 0.005) but behind at 0.02 (0.50 vs
+    # 0.60): the old report rule (smallest eps) said "holds", the old evaluate rule (every eps < 0.03) not.
+    from trendcli.ensemble.evaluation import Evaluation, SetResult, write_outputs
+
+    members = ["fp", "q1"]
+    adv = {("agd", 0.005): 0.60, ("agd", 0.02): 0.50, ("dag", 0.005): 0.70, ("dag", 0.02): 0.40}
+    pgd = {("fp", 0.005): 0.30, ("fp", 0.02): 0.00, ("q1", 0.005): 0.55, ("q1", 0.02): 0.20}
+    sets = [SetResult("ensemble", members, a, e, f"k{a}{e}", True, 1.0, v, v, {}) for (a, e), v in adv.items()]
+    sets += [SetResult("member", [m], "pgd", e, f"k{m}{e}", True, 1.0, v, 0.5, {}) for (m, e), v in pgd.items()]
+    sets += [SetResult("transfer", ["outside"], "pgd", e, f"kt{e}", True, 1.0, 0.1, 0.8, {"fp": 0.7, "q1": 0.9})
+             for e in (0.005, 0.02)]
+    ev = Evaluation(ensemble={"path": None, "members": members, "tie_break": "first", "seed": 0, "per_image": True,
+                              "model_dirs": []},
+                    settings={"eps": [0.005, 0.02]}, n_images=50, clean={"ensemble": 0.9, "members": {"fp": 0.9, "q1": 0.8}},
+                    sets=sets)
+    run = tmp_path / "run"
+    write_outputs(ev, run / "evaluations" / "e")
+    claims = json.loads((run / "evaluations" / "e" / "evaluation.json").read_text())["claims"]
+    report = write_report(run, tmp_path / "out")
+    found = {f["key"]: f for f in json.loads(report.findings_json.read_text())["findings"]}
+    from trendcli.ensemble.evaluation import CLAIM_KEYS
+
+    assert set(CLAIM_KEYS) <= set(found)
+    for key, claim_key in CLAIM_KEYS.items():
+        for field in ("verdict", "holds", "test", "p_value", "effect", "interval", "n", "this_run"):
+            assert claims[claim_key][field] == found[key][field], (key, field)
+    assert found["agd_vs_dag"]["verdict"] == "does not hold"
+    # eps nearest 0.01 is 0.005: agd 0.60 vs fp 0.30, q1 0.55 -> holds; the strongest attack there is agd
+    # (0.60 < 0.70) -> holds; black box 0.8 vs 0.7 and 0.9 -> does not hold
+    assert [found[k]["verdict"] for k in CLAIM_KEYS][1:] == ["holds", "holds", "does not hold"]
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{FINDINGS_START}\n{FINDINGS_END}\n")
+    write_report(run, tmp_path / "out2", readme=readme)
+    assert "| A-GD beats D-AG at small eps |" in readme.read_text()
+    row = next(line for line in readme.read_text().splitlines() if line.startswith("| A-GD beats D-AG"))
+    assert row.endswith("| does not hold | point estimate | n/a | -0.100 | 50 |")
+
+
 # -- errors ------------------------------------------------------------------------------------------
 
 
@@ -265,7 +309,7 @@ def test_malformed_json_is_one_line_naming_the_file(run_dir, tmp_path, capsys):
         ("matrices/pgd.json", {"tm": [[1.0, 0.5]]}, "4x4"),
         ("evaluations/trend3/evaluation.json", {"table": "none"}, "'table' must be a list"),
         ("exports/trend3.infer.json", {"accuracy": "high"}, "accuracy must be a number"),
-        ("ensembles/trend3.json", {"format": "other"}, "trendcli-ensemble/1"),
+        ("ensembles/trend3.json", {"format": "other"}, "trendcli-ensemble/2"),
         ("models/q1-s0/model.json", {"spec": None}, "no 'spec'"),
     ],
 )
@@ -325,7 +369,7 @@ def test_cli_writes_report_and_readme(template, tmp_path, capsys):
     code, out, _ = _cli(["report", str(run), "--out", str(tmp_path / "out"), "--readme", str(readme), "--json"], capsys)
     assert code == 0
     summary = json.loads(out)
-    assert summary["readme_changed"] is True and len(summary["findings"]) == 6
+    assert summary["readme_changed"] is True and len(summary["findings"]) == 8
     text = readme.read_text()
     assert text.startswith(f"# demo\n{FINDINGS_START}\nFindings of study `demo`") and text.endswith(f"{FINDINGS_END}\n")
     assert (tmp_path / "out" / "findings.md").read_text().strip() in text
@@ -360,3 +404,12 @@ def test_chromium_renders_a_page_that_is_not_blank(template, tmp_path):
     colours = len(np.unique(pixels[:: 7], axis=0))
     # a page with only the header bar: 7.5% non-white, 2 colours; the report: ~22% and thousands of colours
     assert non_white > 0.12 and colours > 200
+
+
+def test_the_report_and_its_rules_load_without_torch():
+    import sys
+
+    code = ("import sys, trendcli.stats, trendcli.report.html, trendcli.report.ensemble_findings; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'scipy'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -49,3 +49,15 @@ def test_is_done_needs_matching_key_and_outputs(tmp_path):
     assert is_done(run, task)
     marker.write_text(json.dumps({"key": "other"}))
     assert not is_done(run, task)
+
+
+def test_layout_is_an_argument_of_every_attacking_task_and_part_of_its_key(tmp_path):
+    base = {t.id: t for t in build_tasks(load_study(write(tmp_path, MINIMAL)))}
+    fixed = {t.id: t for t in build_tasks(load_study(write(tmp_path, MINIMAL.replace("[study]\n", '[study]\nlayout = "channels_last"\n', 1))))}
+    attacking = [t for t in fixed.values() if t.stage in ("attack", "matrix")]
+    assert attacking and all(t.args["layout"] == "channels_last" for t in attacking)
+    assert all(t.args["layout"] == "auto" for t in base.values() if t.stage in ("attack", "matrix"))
+    # the layout changes float rounding: the attacks and everything after them rerun, training does not
+    differ = {tid for tid in base if base[tid].key != fixed[tid].key}
+    assert {t.id for t in attacking} <= differ and "design:trend2" in differ
+    assert not any(tid.startswith("train:") for tid in differ)

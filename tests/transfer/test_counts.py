@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from trendcli.stats import bootstrap_weights, wilson_interval
 import pytest
 
 from trendcli.errors import UsageError
@@ -14,6 +16,7 @@ from trendcli.transfer.counts import (
     group_stats,
     pair_counts,
     symmetrize,
+    tm_bootstrap,
     tm_from_counts,
     transfer_counts,
 )
@@ -155,12 +158,20 @@ def test_group_stats_seed_grouping_on_a_toy():
     fp_fp = np.array([80, 82, 78, 84, 86, 88])
     assert st.pairs[0, 0] == 6
     assert st.n_g_mean[0, 0] == pytest.approx(83.0)
-    assert st.n_g_std[0, 0] == pytest.approx(fp_fp.std(ddof=1))
+    # the authors' std divides by the number of pairs: deviations -3 -1 -5 1 3 5 -> sqrt(70 / 6)
+    assert st.ddof == 0
+    assert st.n_g_std[0, 0] == pytest.approx(math.sqrt(70 / 6))
     assert st.n_t_mean[0, 0] == pytest.approx((fp_fp // 2).mean())
-    # q1->q1: 52 and 54 -> mean 53 ; std (ddof 1) = sqrt(((1)^2 + (1)^2)/1) = 1.414
+    # q1->q1: 52 and 54 -> mean 53 ; population std sqrt((1 + 1) / 2) = 1, sample std sqrt(2)
     assert st.pairs[1, 1] == 2
     assert st.n_g_mean[1, 1] == pytest.approx(53.0)
-    assert st.n_g_std[1, 1] == pytest.approx(math.sqrt(2))
+    assert st.n_g_std[1, 1] == pytest.approx(1.0)
+    sample = group_stats(n_g, n_t, tm, ["fp", "fp", "fp", "q1", "q1"], ddof=1)
+    assert sample.n_g_std[0, 0] == pytest.approx(math.sqrt(70 / 5))
+    assert sample.n_g_std[1, 1] == pytest.approx(math.sqrt(2))
+    # pooled TM of q1->q1: (26 + 27) / (52 + 54), Wilson interval of 53 of 106
+    assert st.tm_pooled[1, 1] == pytest.approx(53 / 106)
+    assert st.tm_interval[1, 1].tolist() == pytest.approx(list(wilson_interval(53, 106)))
     # fp->q1: every fp source against every q1 target, 6 pairs: 70..75 -> mean 72.5
     assert st.pairs[0, 1] == 6
     assert st.n_g_mean[0, 1] == pytest.approx(72.5)
@@ -176,6 +187,25 @@ def test_group_stats_single_member_group_uses_self_pair_and_skips_nan():
     assert st.pairs.tolist() == [[1, 1], [1, 1]]
     assert st.tm_mean[0, 0] == 1.0
     assert math.isnan(st.tm_mean[0, 1])
-    assert math.isnan(st.n_g_std[0, 0])  # one pair: no sample std
+    assert st.n_g_std[0, 0] == 0.0  # one pair: population std 0
+    assert math.isnan(group_stats(n_g, n_t, tm, ["a", "b"], ddof=1).n_g_std[0, 0])  # no sample std
+    with pytest.raises(UsageError, match="ddof"):
+        group_stats(n_g, n_t, tm, ["a", "b"], ddof=2)
     with pytest.raises(UsageError, match="3 group keys for 2 models"):
         group_stats(n_g, n_t, tm, ["a", "b", "c"])
+
+
+def test_tm_bootstrap_with_unit_weights_is_the_matrix():
+    # 2 models, 4 images. clean_ok, and adv_ok[s, t] = t correct on s's adversarial images.
+    clean = np.array([[1, 1, 1, 0], [1, 1, 0, 1]], bool)
+    adv = np.array([
+        [[0, 0, 1, 0], [0, 1, 1, 1]],   # source 0 fools itself on 0, 1 (and 3, not clean); 1 survives on 1
+        [[1, 0, 1, 1], [1, 0, 1, 0]],   # source 1 fools itself on 1, 3
+    ], bool)
+    reps = tm_bootstrap(clean, adv, np.ones((1, 4)))
+    # 0->1: C = {0, 1}, generated = {0, 1}, transferred = {0} -> 1/2; 1->0: C = {0, 1}, generated {1}, transferred {1} -> 1
+    assert reps[0, 0, 1] == pytest.approx(0.5)
+    assert reps[0, 1, 0] == pytest.approx(1.0)
+    # weight 2 on image 0, 0 on image 1: 0->1 transferred 2 of 2
+    assert tm_bootstrap(clean, adv, np.array([[2, 0, 1, 1]]))[0, 0, 1] == pytest.approx(1.0)
+    assert bootstrap_weights(4, 3, seed=1).sum(1).tolist() == [4, 4, 4]

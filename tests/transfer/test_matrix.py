@@ -1,6 +1,6 @@
 """TransferMatrix and compute_matrix: streaming counts, incremental extension, save/load, errors.
 
-Unit tests replace trendcli.transfer.matrix.run_attack with a store-backed one-step FGSM on tiny
+Unit tests replace trendcli.transfer.streaming.run_attack with a store-backed one-step FGSM on tiny
 template classifiers (real .h5 files, real streaming); the slow test at the end trains two
 smallcnn models and runs the real trendcli.adversarial.generate.attack.
 """
@@ -24,10 +24,12 @@ from trendcli.errors import IncompatibleModelsError
 from trendcli.zoo.model import TrendModel
 from trendcli.registry import get_registry
 from trendcli.zoo.spec import ModelSpec
+from trendcli.zoo.files import check_compatible, load_models
 from trendcli.adversarial.store import AdvStore, content_key, make_spec
 from trendcli.transfer.counts import transfer_counts
 
-import trendcli.transfer.matrix as matrix_mod
+import trendcli.transfer.streaming as streaming_mod
+from trendcli.transfer.counts import tm_bootstrap
 from trendcli.transfer.matrix import TransferMatrix, compute_matrix
 
 FMNIST = dict(dataset="fashion_mnist", in_channels=1, image_size=28, num_classes=10, mean=(0.2860,), std=(0.3530,))
@@ -85,7 +87,7 @@ class FakeAttack:
 
     def __call__(self, models, method, params, *, split="test", limit=None, batch_size=None, device="auto",
                  store="runs/adv", force=False, data_dir=None, progress=None, **_):
-        model = models if isinstance(models, TrendModel) else matrix_mod.load_models([models])[0]
+        model = models if isinstance(models, TrendModel) else load_models([models])[0]
         eps = float((params or {}).get("eps", 0.1))
         data, idx = load_split(model.spec.dataset, split, data_dir)
         idx = idx[:limit] if limit else idx
@@ -117,7 +119,7 @@ class FakeAttack:
 @pytest.fixture
 def fake_attack(monkeypatch):
     fake = FakeAttack()
-    monkeypatch.setattr(matrix_mod, "run_attack", fake)
+    monkeypatch.setattr(streaming_mod, "run_attack", fake)
     return fake
 
 
@@ -189,6 +191,12 @@ def test_incremental_add_matches_full_recompute_and_computes_only_new_row_and_co
     # other settings: nothing is reused
     other = compute_matrix(models[:2], "fgsm", {"eps": 0.2}, previous=grown, **kw)
     assert other.computed_pairs == 4
+    # the per-image outcomes come along with the reused pairs and give back the counts of eq. 1
+    assert again.per_image == full.per_image
+    clean, adv, known = TransferMatrix.load(again.save(tmp_path / "again.json")).outcome_arrays()
+    assert known.all()
+    reps = tm_bootstrap(clean, adv, np.ones((1, clean.shape[1])))[0]
+    np.testing.assert_allclose(reps, full.tm, equal_nan=True)
 
 
 @needs_fmnist
@@ -243,9 +251,9 @@ def test_models_of_different_datasets_or_shapes_are_refused():
     b = SimpleNamespace(spec=ModelSpec(arch="x", **{**FMNIST, "dataset": "cifar10"}), name="b")
     c = SimpleNamespace(spec=ModelSpec(arch="x", **{**FMNIST, "image_size": 32}), name="c")
     with pytest.raises(IncompatibleModelsError, match="b was trained on cifar10 but a on fashion_mnist"):
-        matrix_mod.check_compatible([a, b])
+        check_compatible([a, b])
     with pytest.raises(IncompatibleModelsError, match=r"input.*shape \(1, 32, 32\)"):
-        matrix_mod.check_compatible([a, c])
+        check_compatible([a, c])
 
 
 def test_group_keys_and_seed_stats_from_model_entries():
@@ -262,7 +270,7 @@ def test_group_keys_and_seed_stats_from_model_entries():
     # fp->fp: pairs (0,1) 6/8 and (1,0) 3/9 -> N_t mean (6+3)/2 = 4.5
     assert st.n_t_mean[0, 0] == pytest.approx(4.5)
     assert st.tm_mean[0, 0] == pytest.approx((6 / 8 + 3 / 9) / 2)
-    with pytest.raises(Exception, match="unknown --group-by field 'colour'"):
+    with pytest.raises(Exception, match="unknown group_by field 'colour'"):
         m.group_keys(["colour"])
 
 
@@ -353,3 +361,24 @@ def test_cli_matrix_refuses_models_of_different_datasets(tmp_path, capsys):
                          "--out", str(tmp_path / "never")], capsys)
     assert code == 1 and err.startswith("error: ") and err.count("\n") == 1
     assert "cifar10" in err and "one dataset" in err
+
+
+@needs_fmnist
+def test_run_matrix_extends_its_own_file_unless_told_not_to(tmp_path, fake_attack):
+    from trendcli.errors import UsageError
+    from trendcli.transfer.matrix import run_matrix
+    from trendcli.transfer.outputs import matrix_paths
+
+    models = [template_model(s) for s in (0, 1)]
+    kw = dict(limit=32, batch_size=32, device="cpu", store=tmp_path / "adv")
+    first = run_matrix(models, tmp_path / "mx" / "toy.json", "fgsm", {"eps": 0.1}, **kw)
+    assert first.files == matrix_paths(tmp_path / "mx" / "toy") and first.matrix.computed_pairs == 4
+    assert all(p.is_file() for p in first.files.values())
+    fake_attack.calls.clear()
+    again = run_matrix(models, tmp_path / "mx" / "toy", "fgsm", {"eps": 0.1}, **kw)
+    assert again.matrix.cached and fake_attack.calls == []  # every pair from toy.json
+    fresh = run_matrix(models, tmp_path / "mx" / "toy", "fgsm", {"eps": 0.1}, reuse=False, **kw)
+    assert fresh.matrix.computed_pairs == 4 and [c["cached"] for c in fake_attack.calls] == [True, True]
+    np.testing.assert_array_equal(fresh.matrix.n_t, first.matrix.n_t)
+    with pytest.raises(UsageError, match="two or more models"):
+        run_matrix(models[:1], tmp_path / "one", "fgsm", {"eps": 0.1}, **kw)

@@ -83,15 +83,19 @@ def test_fit_report_rmse_against_dense_sweep_and_plot(tmp_path):
     data = noisy.to_dict()
     assert data["fit"]["eps"] == pytest.approx([0.02, 0.04, 0.06, 0.08])
     assert len(data["tm_eq10"][0]) == 20
+    from trendcli.stats import wilson_interval
+
+    k, n = int(noisy.n_t[0, 5]), int(noisy.n_g[0, 5])
+    assert 0 <= k <= n and data["tm_interval"][0][5] == pytest.approx(list(wilson_interval(k, n)))
 
 
 @needs_fmnist
 def test_sweep_counts_grow_with_eps_and_rerun_is_cached(tmp_path, monkeypatch):
-    import trendcli.transfer.matrix as matrix_mod
+    import trendcli.transfer.streaming as streaming_mod
     from .test_matrix import FakeAttack, template_model
 
     fake = FakeAttack()
-    monkeypatch.setattr(matrix_mod, "run_attack", fake)
+    monkeypatch.setattr(streaming_mod, "run_attack", fake)
     src, tgt = template_model(0), template_model(1)
     kw = dict(eps=[0.02, 0.05, 0.1, 0.2], fit=2, limit=64, batch_size=64, device="cpu", store=tmp_path)
     res = sweep(src, [tgt], "fgsm", **kw)
@@ -105,7 +109,7 @@ def test_sweep_counts_grow_with_eps_and_rerun_is_cached(tmp_path, monkeypatch):
     again = sweep(src, [tgt], "fgsm", **kw)
     assert all(c["cached"] for c in fake.calls)
     np.testing.assert_array_equal(again.n_t, res.n_t)
-    with pytest.raises(UsageError, match="at least one --target"):
+    with pytest.raises(UsageError, match="at least one target"):
         sweep(src, [], "fgsm", **kw)
 
 
@@ -128,10 +132,10 @@ def test_sweep_end_to_end_real_attack(tmp_path):
 
 @needs_fmnist
 def test_cli_sweep_with_fit_prints_rmse_and_writes_png(tmp_path, monkeypatch, capsys):
-    import trendcli.transfer.matrix as matrix_mod
+    import trendcli.transfer.streaming as streaming_mod
     from .test_matrix import FakeAttack, _cli, _saved_smallcnn
 
-    monkeypatch.setattr(matrix_mod, "run_attack", FakeAttack())
+    monkeypatch.setattr(streaming_mod, "run_attack", FakeAttack())
     a, b = _saved_smallcnn(tmp_path / "a", 0), _saved_smallcnn(tmp_path / "b", 1)
     code, out, err = _cli(["sweep", "--source", str(a), "--target", str(b), "--attack", "fgsm", "--eps", "0.05,0.1,0.2",
                            "--fit", "3", "--limit", "32", "--device", "cpu", "--store", str(tmp_path / "adv"),

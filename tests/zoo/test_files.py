@@ -86,3 +86,50 @@ def _umask_now() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _card_edit(model_dir, edit):
+    card_path = model_dir / "model.json"
+    card = json.loads(card_path.read_text())
+    card_path.write_text(json.dumps(edit(card)))
+
+
+def _resign(model_dir):
+    """Make the card's sha256 match the (edited) weights, as a careless tool would."""
+    from trendcli.fsio import sha256_file
+
+    _card_edit(model_dir, lambda c: {**c, "weights_sha256": sha256_file(model_dir / "model.safetensors")})
+
+
+def _flip_header(model_dir):
+    # a safetensors file: 8-byte little-endian header length, then the JSON header. Swap a dtype.
+    path = model_dir / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    n = int.from_bytes(data[:8], "little")
+    header = data[8 : 8 + n].decode()
+    data[8 : 8 + n] = header.replace('"F32"', '"I32"', 1).encode()
+    path.write_bytes(bytes(data))
+    _resign(model_dir)
+
+
+MALFORMED_CARDS = {
+    "wrong type": (lambda d: _card_edit(d, lambda c: {**c, "spec": {**c["spec"], "image_size": "28"}}), "'image_size' must be a positive integer"),
+    "spec is a string": (lambda d: _card_edit(d, lambda c: {**c, "spec": "smallcnn"}), "'spec' must be a JSON object"),
+    "card is a list": (lambda d: _card_edit(d, lambda c: [c]), "holds a JSON list"),
+    "missing spec field": (lambda d: _card_edit(d, lambda c: {**c, "spec": {k: v for k, v in c["spec"].items() if k != "arch"}}), "lacks arch"),
+    "5 classes, weights for 10": (lambda d: _card_edit(d, lambda c: {**c, "spec": {**c["spec"], "num_classes": 5}}), "does not fit the spec"),
+    "flipped header, matching sha": (_flip_header, "model.safetensors"),
+    "not UTF-8": (lambda d: (d / "model.json").write_bytes(b"\xff\xfe{}"), "not UTF-8"),
+    "sha not a string": (lambda d: _card_edit(d, lambda c: {**c, "weights_sha256": 7}), "'weights_sha256' must be a string"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_CARDS))
+def test_malformed_model_files_are_one_clear_error(tmp_path, case):
+    corrupt, message = MALFORMED_CARDS[case]
+    save_model(build_model(_spec()).eval(), tmp_path / "m", {"id": "x"})
+    corrupt(tmp_path / "m")
+    with pytest.raises(ModelFileError) as exc:
+        load_model(tmp_path / "m")
+    assert message in str(exc.value)
+    assert str(tmp_path / "m") in str(exc.value)

@@ -37,9 +37,9 @@ def test_model_id_round_trip(kw, expected):
 def test_bad_id_and_bits_are_usage_errors():
     with pytest.raises(UsageError):
         parse_model_id("not an id")
-    with pytest.raises(UsageError, match="weight-bits"):
+    with pytest.raises(UsageError, match="weight_bits must be 1..16"):
         _spec(weight_bits=0)
-    with pytest.raises(UsageError, match="act-bits"):
+    with pytest.raises(UsageError, match="act_bits must be 1..16"):
         _spec(act_bits=20)
 
 

@@ -7,7 +7,6 @@ goes chunk by chunk into a partial file that a rerun resumes.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from trendcli.attacks.base import choose_layout, model_memory_format
+from trendcli.attacks.base import MEMORY_FORMATS, model_memory_format, resolve_layout
 from trendcli.attacks.ensemble import EnsemblePGD
 from trendcli.data import load_split
 from trendcli.errors import UsageError
@@ -27,12 +26,10 @@ from trendcli.adversarial.store import DEFAULT_ROOT, AdvSet, AdvStore, content_k
 from trendcli.ensemble.vote import predict as vote_predict
 from trendcli.zoo.files import check_compatible, load_models, resolve_device
 
-LAYOUTS = ("auto", "contiguous", "channels_last")
 #: Chunk size when a member normalizes per minibatch: the authors attacked in batches of 128
 #: for transfer and 256 for ensembles (docs/method.md "Input quantization").
 MINIBATCH_CHUNK = {False: 128, True: 256}
 DEFAULT_CHUNK = 128
-_LAYOUT_CHOICE: dict[tuple, torch.memory_format] = {}
 
 
 @dataclass
@@ -71,16 +68,22 @@ class AttackResult:
 
 
 def build_attack(method: str, params: dict[str, Any] | None, n_models: int) -> Any:
-    """A single-model attack from the registry, or an EnsemblePGD for a direction rule."""
+    """A single-model attack from the registry; for several models an EnsemblePGD with a direction
+    rule, or the ensemble form of an adaptive attack (apgd, apgd_t, square, mifgsm)."""
+    from trendcli.attacks.ensemble_adaptive import ENSEMBLE_VARIANTS
+
     reg = get_registry()
     name = canonical(method)
     params = dict(params or {})
     is_rule = name in reg.names("direction rule")
     is_attack = name in reg.names("attack")
     if n_models > 1:
+        if name in ENSEMBLE_VARIANTS:
+            return ENSEMBLE_VARIANTS[name](**params)  # unknown params raise UsageError naming the allowed ones
         if not is_rule:
             raise UsageError(
-                f"{n_models} models need an ensemble direction rule, not {method!r}; known: {', '.join(reg.names('direction rule'))}"
+                f"{n_models} models need an ensemble direction rule or an adaptive attack, not {method!r}; known: "
+                f"{', '.join(reg.names('direction rule'))}, {', '.join(ENSEMBLE_VARIANTS)}"
             )
         try:
             return EnsemblePGD(rule=name, **params)
@@ -99,7 +102,7 @@ def build_attack(method: str, params: dict[str, Any] | None, n_models: int) -> A
     )
 
 
-def _per_minibatch(model: TrendModel) -> bool:
+def per_minibatch(model: TrendModel) -> bool:
     """Does the model's output for an image depend on its batch-mates (per-minibatch Qb)?"""
     quant = model.input_quant
     return getattr(quant, "bits", None) is not None and not getattr(quant, "per_image", True) and quant.name.startswith("q")
@@ -126,27 +129,26 @@ def attack(
     force: bool = False,
     data_dir: Path | None = None,
     tie_break: str = "first",
-    layout: str | None = None,
+    layout: str | None = "auto",
     progress: Progress | None = None,
 ) -> AttackResult:
     """Attack one model (or an ensemble with a direction rule) and keep the set in the store.
 
     ``batch_size`` None: 128 per chunk, or the authors' batch when a member quantizes per
     minibatch (then the chunk is part of the set's key, since it changes the model's output).
-    ``layout`` auto: each model runs in the memory format measured faster for it; None reads
-    $TREND_LAYOUT (default auto), so a study can fix it for every attack it runs.
+    ``layout``: the memory layout every model is attacked in, "contiguous", "channels_last",
+    or "auto" (None: the same), the fixed rule of ``trendcli.attacks.base.auto_layout``. The
+    layout changes float rounding, so the one used is part of the set's spec and key.
     """
     progress = progress or NullProgress()
-    layout = layout or os.environ.get("TREND_LAYOUT", "auto")
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}")
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    if layout not in LAYOUTS:
-        raise UsageError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     dev = resolve_device(device)
     members = load_models(list(models) if isinstance(models, (list, tuple)) else [models], dev)
     check_compatible(members)
+    layout_used = resolve_layout(layout or "auto", members)
     params = dict(params or {})
     if len(members) > 1:
         params.setdefault("tie_break", tie_break)  # EMPIR's fixed label uses the same vote
@@ -155,14 +157,8 @@ def attack(
     spec0 = members[0].spec
     split_seed = int(members[0].meta.get("split", {}).get("seed", 0))
     data, idx = load_split(spec0.dataset, split, data_dir, split_seed)
-    if indices is not None:
-        sel = torch.as_tensor(indices, dtype=torch.int64)
-        if len(sel) == 0 or int(sel.min()) < 0 or int(sel.max()) >= len(data):
-            raise UsageError(f"indices must lie in [0, {len(data)}) for the {split} split")
-        idx = sel
-    elif limit is not None:
-        idx = idx[:limit]
-    per_batch = any(_per_minibatch(m) for m in members)
+    idx = _select(idx, len(data), indices, limit, split)
+    per_batch = any(per_minibatch(m) for m in members)
     chunk = batch_size or (MINIBATCH_CHUNK[ensemble] if per_batch else DEFAULT_CHUNK)
     extra: dict[str, Any] = {"members": [m.spec.to_dict() for m in members]}
     if ensemble:
@@ -171,20 +167,24 @@ def attack(
         extra["batch_size"] = chunk
     spec = make_spec(
         weights_sha256=[m.meta["weights_sha256"] for m in members], attack=canonical(method), params=atk.params,
-        dataset=spec0.dataset, split=split, indices=idx, extra=extra,
+        dataset=spec0.dataset, split=split, indices=idx, layout=layout_used, extra=extra,
     )
     key = content_key(spec)
     st = AdvStore(store)
     if force:
         st.remove(key)
+
+    def waiting(lock: Path) -> None:
+        progress.log(f"waiting for another process writing {key[:12]} (lock {lock})")
+
     t0 = time.perf_counter()
-    with st.writer(key, spec, n=len(idx), image_shape=spec0.input_shape, chunk_size=chunk) as writer:
+    with st.writer(key, spec, n=len(idx), image_shape=spec0.input_shape, chunk_size=chunk, on_wait=waiting) as writer:
         cached = writer.already_complete
         pending = writer.pending_chunks()
         if not cached:
             if writer.resumed:
                 progress.log(f"resuming {key[:12]}: {len(pending)} of {-(-len(idx) // chunk)} chunks left")
-            _set_layouts(members, data, idx, chunk, layout, dev)
+            _set_layouts(members, layout_used)
             bar = progress.task(f"{canonical(method)} on {'+'.join(m.name for m in members)}", total=sum(c.size for c in pending))
             for c in pending:
                 sel = idx[c.start : c.stop]
@@ -194,6 +194,7 @@ def attack(
                 writer.write_chunk(
                     c, indices=sel, labels=y.cpu(), adv=adv.cpu(), clean=x.cpu(),
                     clean_pred=_predict(members, x, tie_break).cpu(), adv_pred=_predict(members, adv, tie_break).cpu(),
+                    loss_curve=getattr(atk, "last_loss_curve", None),  # APGD's, kept with the set (masking check)
                 )
                 progress.advance(bar, c.size)
             progress.done(bar)
@@ -209,20 +210,19 @@ def attack(
     )
 
 
-def _set_layouts(members: Sequence[TrendModel], data: Any, idx: torch.Tensor, chunk: int, layout: str, dev: torch.device) -> None:
-    """Put each member in the memory format to attack it in (measured when ``auto``)."""
-    if layout == "contiguous":
-        fmt = [torch.contiguous_format] * len(members)
-    elif layout == "channels_last":
-        fmt = [torch.channels_last] * len(members)
-    else:
-        sample, _ = data.batch(idx[: min(chunk, len(idx))])
-        fmt = []
-        for m in members:
-            key = (m.meta["weights_sha256"], m.spec.per_image, tuple(sample.shape), str(dev))
-            if key not in _LAYOUT_CHOICE:  # measured once per model and batch shape in a process
-                _LAYOUT_CHOICE[key] = choose_layout(m, sample.to(dev))
-            fmt.append(_LAYOUT_CHOICE[key])
-    for m, f in zip(members, fmt):
-        if model_memory_format(m) != f:
-            m.to(memory_format=f)
+def _select(idx: torch.Tensor, size: int, indices: Any, limit: int | None, split: str) -> torch.Tensor:
+    """The images to attack: ``indices`` when given (checked against the data's size), else the split's first ``limit``."""
+    if indices is not None:
+        sel = torch.as_tensor(indices, dtype=torch.int64)
+        if len(sel) == 0 or int(sel.min()) < 0 or int(sel.max()) >= size:
+            raise UsageError(f"indices must lie in [0, {size}) for the {split} split")
+        return sel
+    return idx if limit is None else idx[:limit]
+
+
+def _set_layouts(members: Sequence[TrendModel], layout: str) -> None:
+    """Put every member in the memory format ``layout`` names."""
+    fmt = MEMORY_FORMATS[layout]
+    for m in members:
+        if model_memory_format(m) != fmt:
+            m.to(memory_format=fmt)

@@ -28,9 +28,9 @@ def check_arguments(
             f"choose another architecture or resize the images"
         )
     if width <= 0:
-        raise UsageError(f"{arch}: --width must be positive, got {width}")
+        raise UsageError(f"{arch}: width must be positive, got {width}")
     if not has_width and width != 1.0:
-        raise UsageError(f"{arch} has fixed channel widths; use --width 1 (got {width})")
+        raise UsageError(f"{arch} has fixed channel widths; use width=1 (got {width})")
     if pretrained and not has_pretrained:
         raise UsageError(
             f"{arch} has no pretrained weights; only the tv_* architectures load pretrained ImageNet weights"

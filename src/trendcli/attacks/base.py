@@ -1,4 +1,4 @@
-"""What every attack shares: input checks, the attack-mode context, losses, layout choice.
+"""What every attack shares: input checks, the attack-mode context, losses, the layout rule.
 
 An attack is a frozen dataclass whose fields are its parameters; ``attack(model, x, y)``
 returns ``x_adv`` (float32, the shape of ``x``, values in [0, 1]). The model is any
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import time
-import weakref
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Iterator, Sequence
 
@@ -22,14 +20,15 @@ from torch import nn
 from trendcli.errors import UsageError
 
 __all__ = [
+    "LAYOUTS",
+    "MEMORY_FORMATS",
     "Attack",
+    "auto_layout",
     "attack_mode",
     "check_batch",
     "check_count",
     "check_nonnegative",
     "check_positive",
-    "choose_chunk_size",
-    "choose_layout",
     "common_memory_format",
     "input_memory_format",
     "make_generator",
@@ -37,6 +36,7 @@ __all__ = [
     "margin",
     "model_memory_format",
     "random_start",
+    "resolve_layout",
     "success_mask",
 ]
 
@@ -135,6 +135,42 @@ def input_memory_format(x: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
+# -- the layout rule ---------------------------------------------------------------------------
+
+#: Layout names -> torch memory formats. The layout changes float rounding (convolutions sum
+#: in another order), so the layout an attack ran in belongs in its adversarial set's key.
+MEMORY_FORMATS: dict[str, torch.memory_format] = {
+    "contiguous": torch.contiguous_format,
+    "channels_last": torch.channels_last,
+}
+#: What ``resolve_layout`` accepts: a layout name, or "auto" for :func:`auto_layout`'s rule.
+LAYOUTS = ("auto", *MEMORY_FORMATS)
+
+
+def _has_conv(model: nn.Module) -> bool:
+    return any(p.ndim == 4 for p in model.parameters())
+
+
+def auto_layout(models: nn.Module | Sequence[nn.Module]) -> str:
+    """The layout "auto" stands for: "channels_last" when every model has a 4-d (conv) weight, else "contiguous".
+
+    A fixed rule, never a timing, so the same models get the same layout, and the same bits,
+    under any load. It follows benchmarks/layout_choice.py (PGD, CPU, 2 threads; the figures
+    are in its docstring): channels_last attacked the built-in smallcnn and vgg11 faster at
+    batch 64, 128 and 256 (1.1-2.2x). A model without convolutions gains nothing from it.
+    Every member of an ensemble gets the same layout, so the input is converted once.
+    """
+    members = [models] if isinstance(models, nn.Module) else list(models)
+    return "channels_last" if members and all(_has_conv(m) for m in members) else "contiguous"
+
+
+def resolve_layout(layout: str, models: nn.Module | Sequence[nn.Module]) -> str:
+    """``layout`` as a layout name ("contiguous" or "channels_last"); "auto" applies :func:`auto_layout`."""
+    if layout not in LAYOUTS:
+        raise UsageError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+    return auto_layout(models) if layout == "auto" else layout
+
+
 # -- losses and success --------------------------------------------------------------------
 
 
@@ -212,86 +248,3 @@ class Attack(abc.ABC):
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
     ) -> torch.Tensor:
         """The attack itself, on x already in the model's layout, inside attack_mode."""
-
-
-# -- layout and chunk-size choice ---------------------------------------------------------------
-
-_LAYOUTS: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, torch.memory_format]]" = weakref.WeakKeyDictionary()
-_CHUNKS: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, int]]" = weakref.WeakKeyDictionary()
-
-
-def _step_seconds(model: nn.Module, x: torch.Tensor, steps: int = 2) -> float:
-    """Mean wall time of ``steps`` consecutive sign steps (forward + input backward + step)."""
-    labels = torch.zeros(len(x), dtype=torch.int64, device=x.device)
-    xa = x.detach().clone().requires_grad_(True)
-    if x.device.type == "cuda":
-        torch.cuda.synchronize(x.device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        (g,) = torch.autograd.grad(ce_sum(model(xa), labels), xa)
-        with torch.no_grad():
-            xa.add_(g.sign_(), alpha=1e-3)
-    if x.device.type == "cuda":
-        torch.cuda.synchronize(x.device)
-    return (time.perf_counter() - t0) / steps
-
-
-def choose_layout(model: nn.Module, sample_x: torch.Tensor, repeats: int = 3) -> torch.memory_format:
-    """The faster memory layout for attacking ``model`` on batches like ``sample_x``.
-
-    Times two consecutive attack steps (forward + input backward + sign step) in the default
-    layout and in ``channels_last``, the two taking turns for ``repeats`` rounds after a
-    warm-up round (so that load from other processes falls on both alike), and returns the
-    one with the shorter best time; the model's own layout is restored. Cached per model and input
-    shape. Apply the answer with ``model.to(memory_format=fmt)``; attacks then convert their
-    input to it once per call.
-    """
-    if sample_x.ndim != 4:
-        raise UsageError(f"choose_layout needs a sample batch [N, C, H, W], got {tuple(sample_x.shape)}")
-    key = (tuple(sample_x.shape), sample_x.dtype, sample_x.device)
-    cache = _LAYOUTS.setdefault(model, {})
-    if key in cache:
-        return cache[key]
-    original = model_memory_format(model)
-    formats = (torch.contiguous_format, torch.channels_last)
-    inputs = {fmt: sample_x.detach().contiguous(memory_format=fmt) for fmt in formats}
-    best = {fmt: float("inf") for fmt in formats}
-    try:
-        with attack_mode(model):
-            for round_ in range(repeats + 1):  # round 0 warms up kernels and allocator
-                for fmt in formats:
-                    model.to(memory_format=fmt)
-                    seconds = _step_seconds(model, inputs[fmt])
-                    if round_:
-                        best[fmt] = min(best[fmt], seconds)
-    finally:
-        model.to(memory_format=original)
-    cache[key] = min(formats, key=best.__getitem__)
-    return cache[key]
-
-
-def choose_chunk_size(
-    model: nn.Module, sample_x: torch.Tensor, candidates: Sequence[int] = (64, 128, 256, 512), repeats: int = 3
-) -> int:
-    """The batch size (among ``candidates`` <= len(sample_x)) with the most images/s per step.
-
-    Measured in the model's current layout; cached per model, sample shape and layout. Note that a
-    minibatch-statistics quantizer (Qb) makes outputs depend on the chunk: callers that need
-    the authors' batch semantics should fix the chunk size instead.
-    """
-    sizes = sorted({int(c) for c in candidates if 0 < int(c) <= len(sample_x)}) or [len(sample_x)]
-    fmt = model_memory_format(model)
-    key = (tuple(sample_x.shape), sample_x.dtype, sample_x.device, tuple(sizes), fmt)
-    cache = _CHUNKS.setdefault(model, {})
-    if key in cache:
-        return cache[key]
-    rate: dict[int, float] = {}
-    chunks = {n: sample_x[:n].detach().contiguous(memory_format=fmt) for n in sizes}
-    with attack_mode(model):
-        for round_ in range(repeats + 1):  # round 0 warms up; sizes take turns within a round
-            for n in sizes:
-                seconds = _step_seconds(model, chunks[n])
-                if round_:
-                    rate[n] = max(rate.get(n, 0.0), n / seconds)
-    cache[key] = max(rate, key=rate.__getitem__)
-    return cache[key]

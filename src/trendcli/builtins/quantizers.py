@@ -1,43 +1,37 @@
-"""Built-in quantizers, registered through the trendcli entry-point group like any plugin."""
+"""Built-in quantizers, registered through the trendcli entry-point group like any plugin.
+
+Every value is a :func:`~trendcli.registry.lazy` reference: listing the names imports no torch.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
 from trendcli.hookspecs import hookimpl
-from trendcli.quantizers.dorefa import dorefa_activation, dorefa_weight
-from trendcli.quantizers.error_diffusion import FloydSteinberg
-from trendcli.quantizers.full_precision import FullPrecision
-from trendcli.quantizers.halftone import Halftone
-from trendcli.quantizers.uniform import MAX_INPUT_BITS, UniformQuantizer
+from trendcli.registry import Lazy, lazy
 
+_PKG = "trendcli.quantizers"
 
-def _uniform_factory(bits: int) -> Callable[..., UniformQuantizer]:
-    def factory(per_image: bool = False) -> UniformQuantizer:
-        return UniformQuantizer(bits, per_image=per_image)
-
-    factory.__name__ = f"q{bits}"
-    factory.__doc__ = f"Q{bits}: uniform input quantization to {2**bits} levels (paper eqs. 2-3)."
-    return factory
+#: Bits of the Qb input quantizers q1..q8 (trendcli.quantizers.uniform.MAX_INPUT_BITS is 8; a test checks).
+INPUT_BITS = range(1, 9)
 
 
 @hookimpl
-def trend_input_quantizers() -> dict[str, Callable[..., Any]]:
+def trend_input_quantizers() -> dict[str, Lazy]:
     """fp, q1..q8 (Qb), ht (filter-and-threshold halftone), ht_fs (Floyd-Steinberg)."""
-    table: dict[str, Callable[..., Any]] = {"fp": FullPrecision}
-    table.update({f"q{b}": _uniform_factory(b) for b in range(1, MAX_INPUT_BITS + 1)})
-    table["ht"] = Halftone
-    table["ht_fs"] = FloydSteinberg
+    table = {"fp": lazy(f"{_PKG}.full_precision:FullPrecision", "full precision: the z-scored image unchanged")}
+    for b in INPUT_BITS:
+        table[f"q{b}"] = lazy(f"{_PKG}.uniform:UniformQuantizer", f"Q{b}: uniform quantization to {2**b} levels (paper eqs. 2-3)", b)
+    table["ht"] = lazy(f"{_PKG}.halftone:Halftone", "HT: filter-and-threshold halftone, values in {0, 1}")
+    table["ht_fs"] = lazy(f"{_PKG}.error_diffusion:FloydSteinberg", "Floyd-Steinberg error diffusion on the [0, 1] image (BPDA backward)")
     return table
 
 
 @hookimpl
-def trend_weight_quantizers() -> dict[str, Callable[..., Any]]:
+def trend_weight_quantizers() -> dict[str, Lazy]:
     """dorefa: DoReFa weight quantization, factory(bits)."""
-    return {"dorefa": dorefa_weight}
+    return {"dorefa": lazy(f"{_PKG}.dorefa:dorefa_weight", "DoReFa weight quantization, factory(bits); identity for 32")}
 
 
 @hookimpl
-def trend_act_quantizers() -> dict[str, Callable[..., Any]]:
+def trend_act_quantizers() -> dict[str, Lazy]:
     """dorefa: DoReFa activation quantization replacing ReLU, factory(bits)."""
-    return {"dorefa": dorefa_activation}
+    return {"dorefa": lazy(f"{_PKG}.dorefa:dorefa_activation", "DoReFa activation quantization replacing ReLU, factory(bits)")}

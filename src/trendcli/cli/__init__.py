@@ -1,45 +1,51 @@
-"""The `trend` command: a thin Typer skin over the library."""
+"""The `trend` command: a thin Typer skin over the library (the app is in :mod:`trendcli.cli.app`)."""
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 import typer
 from typer.exceptions import TyperException
 
-from trendcli.cli.commands import register_all
 from trendcli.errors import TrendError
 
-app = typer.Typer(
-    name="trend",
-    help="TREND: transferability-based robust ensemble design. Train model zoos, attack them, "
-    "measure transferability, design robust ensembles and export them to ONNX.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-register_all(app)
+#: Typer's exit code for a KeyboardInterrupt outside a command body (and ours inside one).
+INTERRUPTED = 130
+
+
+def interrupted_message(argv: list[str]) -> str:
+    """The one line Ctrl-C prints: what was kept, and the exact command that resumes."""
+    from trendcli.cli.app import KEPT
+
+    command = next((a for a in argv if not a.startswith("-")), "")
+    kept = KEPT.get(command, "")
+    resume = shlex.join(["trend", *argv])
+    if not kept:
+        return f"interrupted: nothing partial is kept; rerun with: {resume}"
+    return f"interrupted: finished work is kept ({kept}); resume with: {resume}"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: library errors and usage errors become one `error: ...` line."""
+    from trendcli.cli.app import Interrupted, app
+
+    args = list(sys.argv[1:] if argv is None else argv) or ["--help"]  # `trend` alone: the help
     try:
-        rv = app(args=argv, standalone_mode=False)
+        rv = app(args=args, prog_name="trend", standalone_mode=False)
     except TrendError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    except typer.Abort:
-        print("error: interrupted; rerun the same command to resume where it stopped", file=sys.stderr)
-        raise SystemExit(130) from None
-    except KeyboardInterrupt:
-        print("error: interrupted; rerun the same command to resume where it stopped", file=sys.stderr)
-        raise SystemExit(130) from None
+    except (Interrupted, KeyboardInterrupt, typer.Abort):
+        rv = INTERRUPTED
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except TyperException as exc:  # usage errors: bad option, bad number, missing option
         message = " ".join(exc.format_message().split())
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(getattr(exc, "exit_code", 2)) from None
+    if rv == INTERRUPTED:
+        print(interrupted_message(args), file=sys.stderr)
     raise SystemExit(rv if isinstance(rv, int) else 0)
 
 

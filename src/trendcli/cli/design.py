@@ -8,55 +8,47 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from trendcli.cli.common import console, print_json
+from trendcli.cli import options as ao
+from trendcli.cli.options import parse_names
+from trendcli.cli.render import console, print_json
 
 
-def _names(values: list[str] | None) -> list[str]:
-    """Repeated options and comma lists alike: ``--candidates a,b --candidates c``."""
-    return [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
+def design_cmd(
+    matrix: Annotated[Path, typer.Option("--matrix", help="Transferability matrix JSON (from `trend matrix`).")],
+    size: Annotated[int, typer.Option("--size", help="Number of ensemble members K.")],
+    require: Annotated[Optional[list[str]], typer.Option("--require", help="A model id that must be a member (repeatable).")] = None,
+    candidates: Annotated[Optional[list[str]], typer.Option("--candidates", help="Restrict the pool to these ids (comma list or repeated).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the best ensemble as ensemble JSON here.")] = None,
+    top: Annotated[int, typer.Option("--top", help="How many candidate ensembles to show.")] = 5,
+    method: Annotated[str, typer.Option("--method", help="auto (exhaustive when C(n,K) <= 20000), exhaustive or greedy.")] = "auto",
+    nan_policy: Annotated[str, typer.Option("--nan", help="Undefined TM pairs: worst (count as 1.0) or skip.")] = "worst",
+    tie_break: ao.TieBreak = "first",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the paper tie-break.")] = 0,
+    per_image: ao.PerImage = None,
+    as_json: ao.Json = False,
+) -> None:
+    """Design a TREND ensemble: the K models with the lowest mean pairwise symmetrized TM."""
+    from trendcli.ensemble.selection import run_design
 
-
-def register(app: typer.Typer) -> None:
-    @app.command("design")
-    def design_cmd(
-        matrix: Annotated[Path, typer.Option("--matrix", help="Transferability matrix JSON (from `trend matrix`).")],
-        size: Annotated[int, typer.Option("--size", help="Number of ensemble members K.")],
-        require: Annotated[Optional[list[str]], typer.Option("--require", help="A model id that must be a member (repeatable).")] = None,
-        candidates: Annotated[Optional[list[str]], typer.Option("--candidates", help="Restrict the pool to these ids (comma list or repeated).")] = None,
-        out: Annotated[Optional[Path], typer.Option("--out", help="Write the best ensemble as ensemble JSON here.")] = None,
-        top: Annotated[int, typer.Option("--top", help="How many candidate ensembles to show.")] = 5,
-        method: Annotated[str, typer.Option("--method", help="auto (exhaustive when C(n,K) <= 20000), exhaustive or greedy.")] = "auto",
-        nan_policy: Annotated[str, typer.Option("--nan", help="Undefined TM pairs: worst (count as 1.0) or skip.")] = "worst",
-        tie_break: Annotated[str, typer.Option("--tie-break", help="Vote tie-break written to the ensemble: first, paper or confidence.")] = "first",
-        seed: Annotated[int, typer.Option("--seed", help="Seed of the paper tie-break.")] = 0,
-        per_image: Annotated[Optional[bool], typer.Option("--per-image/--per-batch", help="Evaluate the members with per-image (deployed) or per-minibatch Qb (default: as trained).")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    ) -> None:
-        """Design a TREND ensemble: the K models with the lowest mean pairwise symmetrized TM."""
-        from trendcli.ensemble.selection import design_from_matrix, ensemble_from_design
-
-        result = design_from_matrix(
-            matrix, size, _names(require), _names(candidates) or None, top=top, method=method, nan_policy=nan_policy
-        )
-        written = None
-        if out is not None:
-            written = ensemble_from_design(result, 0, tie_break=tie_break, seed=seed, per_image=per_image).save(out)
-        if as_json:
-            print_json({**result.to_dict(), "out": str(written) if written else None})
-            return
-        acc = result.clean_accuracy
-        table = Table(title=f"TREND candidates, K = {size} ({result.method}: {result.subsets_scored} of {result.subsets_total} subsets scored)")
-        table.add_column("rank", justify="right")
-        table.add_column("members (design order)", no_wrap=True)
-        table.add_column("clean acc.", justify="right")
-        table.add_column("mean TM_sym", justify="right")
-        table.add_column("undefined pairs", justify="right")
-        for i, c in enumerate(result.candidates, start=1):
-            score = "n/a" if c.score != c.score else f"{c.score:.4f}"
-            accs = "\n".join(f"{acc[m]:.3f}" if m in acc else "n/a" for m in c.members)
-            table.add_row(str(i), "\n".join(c.members), accs, score, str(c.undefined_pairs), end_section=True)
-        console.print(table)
-        if result.required:
-            console.print(f"required: {', '.join(result.required)}")
-        if written:
-            console.print(f"ensemble [bold]{' + '.join(result.best.members)}[/] -> {written}")
+    run = run_design(matrix, size, out, parse_names(require), parse_names(candidates) or None, top=top, method=method,
+                     nan_policy=nan_policy, tie_break=tie_break, seed=seed, per_image=per_image)
+    result, written = run.result, run.ensemble
+    if as_json:
+        print_json({**result.to_dict(), "out": str(written) if written else None})
+        return
+    acc = result.clean_accuracy
+    table = Table(title=f"TREND candidates, K = {size} ({result.method}: {result.subsets_scored} of {result.subsets_total} subsets scored)")
+    table.add_column("rank", justify="right")
+    table.add_column("members (design order)", no_wrap=True)
+    table.add_column("clean acc.", justify="right")
+    table.add_column("mean TM_sym", justify="right")
+    table.add_column("undefined pairs", justify="right")
+    for i, c in enumerate(result.candidates, start=1):
+        score = "n/a" if c.score != c.score else f"{c.score:.4f}"
+        accs = "\n".join(f"{acc[m]:.3f}" if m in acc else "n/a" for m in c.members)
+        table.add_row(str(i), "\n".join(c.members), accs, score, str(c.undefined_pairs), end_section=True)
+    console.print(table)
+    if result.required:
+        console.print(f"required: {', '.join(result.required)}")
+    if written:
+        console.print(f"ensemble [bold]{' + '.join(result.best.members)}[/] -> {written}")

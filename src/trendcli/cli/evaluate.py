@@ -6,13 +6,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
-from trendcli.cli.common import RichProgress, console, parse_list, parse_number, print_json
-
-
-def _fmt(value: float | None, spec: str = ".4f") -> str:
-    return "n/a" if value is None else format(value, spec)
+from trendcli.cli import options as ao
+from trendcli.cli.options import parse_list, parse_number
+from trendcli.cli.render import RichProgress, console, fmt, print_json
 
 
 def _verdict(claim: dict) -> str:
@@ -25,89 +22,89 @@ def _verdict(claim: dict) -> str:
     return ("[green]holds[/]" if holds else "[red]does not hold[/]") + where
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("evaluate")
-    def evaluate_cmd(
-        ensemble: Annotated[Path, typer.Option("--ensemble", help="Ensemble JSON (from `trend design`).")],
-        attack: Annotated[str, typer.Option("--attack", help="Ensemble attack rules, comma list: agd, ugd, dag, empir, eadg.")] = "agd,ugd,dag,empir",
-        eps: Annotated[str, typer.Option("--eps", help="L-inf bounds on the [0, 1] scale, comma list (fractions ok: 8/255).")] = "0.002,0.005,0.01,0.02,0.03",
-        limit: Annotated[Optional[int], typer.Option("--limit", help="Evaluate the first N images of the split.")] = None,
-        split: Annotated[str, typer.Option("--split", help="test, val or train.")] = "test",
-        alpha: Annotated[str, typer.Option("--alpha", help="PGD step size (authors: 0.01).")] = "0.01",
-        steps: Annotated[int, typer.Option("--steps", help="PGD iterations (authors: 40).")] = 40,
-        random_start: Annotated[bool, typer.Option("--random-start/--no-random-start", help="Start at a uniform point of the eps-ball.")] = True,
-        seed: Annotated[int, typer.Option("--seed", help="Seed of the attacks' random starts.")] = 0,
-        transfer_from: Annotated[Optional[Path], typer.Option("--transfer-from", help="Outside source model dir for a black-box PGD transfer attack.")] = None,
-        tie_break: Annotated[Optional[str], typer.Option("--tie-break", help="Override the ensemble's vote tie-break: first, paper, confidence.")] = None,
-        per_image: Annotated[Optional[bool], typer.Option("--per-image/--per-batch", help="Members' Qb statistics per image (deployed form) or per minibatch (default: the ensemble's setting).")] = None,
-        sizes: Annotated[bool, typer.Option("--sizes/--no-sizes", help="Accuracy vs ensemble size over the members' prefixes (extra attacks).")] = True,
-        domination: Annotated[bool, typer.Option("--domination/--no-domination", help="Measure gradient domination and plot it.")] = True,
-        store: Annotated[Path, typer.Option("--store", help="Adversarial-set store (cache).")] = Path("runs/adv"),
-        force: Annotated[bool, typer.Option("--force", help="Regenerate adversarial sets even if cached.")] = False,
-        batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per attack chunk (default: the attack's choice; part of the key for per-minibatch Qb).")] = None,
-        device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-        data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where the dataset files are.")] = None,
-        out: Annotated[Optional[Path], typer.Option("--out", help="Directory for evaluation.json and the PNGs (default: runs/eval/<ensemble name>).")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation JSON.")] = False,
-    ) -> None:
-        """Attack the ensemble (white-box ensemble attacks, PGD on each member, optional transfer) and compare."""
-        from trendcli.ensemble.evaluation import EvalConfig, evaluate
+def evaluate_cmd(
+    ensemble: Annotated[Path, typer.Option("--ensemble", help="Ensemble JSON (from `trend design`).")],
+    attack: Annotated[str, typer.Option("--attack", help="Ensemble attack rules, comma list: agd, ugd, dag, empir, eadg.")] = "agd,ugd,dag,empir",
+    eps: ao.EpsList = "0.002,0.005,0.01,0.02,0.03",
+    limit: ao.Limit = None,
+    split: ao.Split = "test",
+    alpha: ao.Alpha = "0.01",
+    steps: ao.Steps = 40,
+    random_start: ao.RandomStart = True,
+    seed: ao.Seed = 0,
+    transfer_from: Annotated[Optional[Path], typer.Option("--transfer-from", help="Outside source model dir for a black-box PGD transfer attack.")] = None,
+    tie_break: ao.TieBreak = None,
+    per_image: ao.PerImage = None,
+    sizes: Annotated[bool, typer.Option("--sizes/--no-sizes", help="Accuracy vs ensemble size over the members' prefixes (extra attacks).")] = True,
+    domination: Annotated[bool, typer.Option("--domination/--no-domination", help="Measure gradient domination and plot it.")] = True,
+    store: ao.Store = Path("runs/adv"),
+    force: ao.Force = False,
+    batch_size: ao.BatchSize = None,
+    device: ao.Device = "auto",
+    data_dir: ao.DataDir = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Directory for evaluation.json and the PNGs (default: runs/eval/<ensemble name>).")] = None,
+    as_json: ao.Json = False,
+) -> None:
+    """Attack the ensemble (white-box ensemble attacks, PGD on each member, optional transfer) and compare."""
+    from rich.table import Table
 
-        config = EvalConfig(
-            attacks=tuple(a.strip() for a in attack.split(",") if a.strip()),
-            eps=tuple(parse_list(eps, "--eps")),
-            alpha=parse_number(alpha, "--alpha"),
-            steps=steps, random_start=random_start, seed=seed, limit=limit, split=split,
-            transfer_from=str(transfer_from) if transfer_from else None, sizes=sizes, domination=domination,
-            tie_break=tie_break, per_image=per_image, batch_size=batch_size, device=device, store=str(store),
-            data_dir=str(data_dir) if data_dir else None, force=force,
-        )
-        out_dir = out or Path("runs/eval") / ensemble.stem
-        with RichProgress(quiet=as_json) as progress:
-            result = evaluate(ensemble, config, out_dir, progress)
-        data = result.to_dict()
-        if as_json:
-            print_json(data)
-            return
-        from trendcli.transfer.heatmap import short_labels
+    from trendcli.ensemble.evaluation import EvalConfig, evaluate
 
-        members = data["ensemble"]["members"]
-        short = dict(zip(members, short_labels(members)))
-        clean = data["clean_accuracy"]
-        console.print(f"[bold]{' + '.join(members)}[/] on {data['n_images']} {config.split} images "
-                      f"(tie-break {data['ensemble']['tie_break']}): clean accuracy ensemble [bold]{clean['ensemble']:.4f}[/], "
-                      + ", ".join(f"{m} {a:.4f}" for m, a in clean["members"].items()))
-        table = Table(title="adversarial accuracy: ensemble under each ensemble attack, each member under white-box PGD; ratio = ensemble / member")
-        table.add_column("attack")
-        table.add_column("eps", justify="right")
-        table.add_column("ensemble", justify="right")
+    config = EvalConfig(
+        attacks=tuple(a.strip() for a in attack.split(",") if a.strip()),
+        eps=tuple(parse_list(eps, "--eps")) if eps else (),
+        alpha=parse_number(alpha, "--alpha") if alpha else 0.0,
+        steps=steps, random_start=random_start, seed=seed, limit=limit, split=split,
+        transfer_from=str(transfer_from) if transfer_from else None, sizes=sizes, domination=domination,
+        tie_break=tie_break, per_image=per_image, batch_size=batch_size, device=device, store=str(store),
+        data_dir=str(data_dir) if data_dir else None, force=force,
+    )
+    out_dir = out or Path("runs/eval") / ensemble.stem
+    with RichProgress(quiet=as_json) as progress:
+        result = evaluate(ensemble, config, out_dir, progress)
+    data = result.to_dict()
+    if as_json:
+        print_json(data)
+        return
+    from trendcli.transfer.heatmap import short_labels
+
+    members = data["ensemble"]["members"]
+    short = dict(zip(members, short_labels(members)))
+    clean = data["clean_accuracy"]
+    console.print(f"[bold]{' + '.join(members)}[/] on {data['n_images']} {config.split} images "
+                  f"(tie-break {data['ensemble']['tie_break']}): clean accuracy ensemble [bold]{clean['ensemble']:.4f}[/], "
+                  + ", ".join(f"{m} {a:.4f}" for m, a in clean["members"].items()))
+    table = Table(title="adversarial accuracy: ensemble under each ensemble attack, each member under white-box PGD; ratio = ensemble / member")
+    table.add_column("attack")
+    table.add_column("eps", justify="right")
+    table.add_column("ensemble", justify="right")
+    for m in members:
+        table.add_column(f"{short[m]} PGD", justify="right")
+        table.add_column("ratio", justify="right")
+    for row in data["table"]:
+        cells = [row["attack"], f"{row['eps']:g}", fmt(row["ensemble_accuracy"], ".4f")]
         for m in members:
-            table.add_column(f"{short[m]} PGD", justify="right")
-            table.add_column("ratio", justify="right")
-        for row in data["table"]:
-            cells = [row["attack"], f"{row['eps']:g}", _fmt(row["ensemble_accuracy"])]
-            for m in members:
-                r = row["ratio"][m]
-                cells += [_fmt(row["member_pgd_accuracy"][m]), "n/a" if r is None else f"{r:.2f}x"]
-            table.add_row(*cells)
-        console.print(table)
-        if data["transfer"]:
-            t = Table(title=f"black-box transfer: PGD on {next(iter(data['transfer'].values()))['source']}")
-            for col in ("eps", "source", "ensemble", *(short[m] for m in members)):
-                t.add_column(col, justify="right")
-            for e, v in data["transfer"].items():
-                t.add_row(e, _fmt(v["source_accuracy"]), _fmt(v["ensemble_accuracy"]), *(_fmt(v["member_accuracy"][m]) for m in members))
-            console.print(t)
-        for line in data["headline"]:
-            console.print(f"  ensemble {line}")
-        claims = data["claims"]
-        console.print("claims, measured here:")
-        console.print(f"  A-GD beats D-AG at small eps: {_verdict(claims['agd_beats_dag_at_small_eps'])}")
-        console.print(f"  ensemble beats every member (A-GD vs PGD): {_verdict(claims['ensemble_beats_members'])}")
-        console.print(f"  ensemble beats every member (strongest attack): {_verdict(claims['ensemble_beats_members_worst_case'])}")
-        console.print(f"  ensemble beats every member (black-box): {_verdict(claims['ensemble_beats_members_black_box'])}")
-        if data.get("domination"):
-            d = data["domination"]
-            console.print("gradient domination, share of pixels equal to each member's sign: "
-                          + "; ".join(f"{r}: " + ", ".join(f"{m} {v:.2f}" for m, v in s.items()) for r, s in d["share_equal_sign"].items()))
-        console.print(f"wrote {out_dir / 'evaluation.json'} and {len(data['plots'])} plots in {data['seconds']:.1f} s")
+            r = row["ratio"][m]
+            cells += [fmt(row["member_pgd_accuracy"][m], ".4f"), "n/a" if r is None else f"{r:.2f}x"]
+        table.add_row(*cells)
+    console.print(table)
+    if data["transfer"]:
+        t = Table(title=f"black-box transfer: PGD on {next(iter(data['transfer'].values()))['source']}")
+        for col in ("eps", "source", "ensemble", *(short[m] for m in members)):
+            t.add_column(col, justify="right")
+        for e, v in data["transfer"].items():
+            t.add_row(e, fmt(v["source_accuracy"], ".4f"), fmt(v["ensemble_accuracy"], ".4f"), *(fmt(v["member_accuracy"][m], ".4f") for m in members))
+        console.print(t)
+    for line in data["headline"]:
+        console.print(f"  ensemble {line}")
+    claims = data["claims"]
+    console.print("claims, measured here:")
+    console.print(f"  A-GD beats D-AG at small eps: {_verdict(claims['agd_beats_dag_at_small_eps'])}")
+    console.print(f"  ensemble beats every member (A-GD vs PGD): {_verdict(claims['ensemble_beats_members'])}")
+    console.print(f"  ensemble beats every member (strongest attack): {_verdict(claims['ensemble_beats_members_worst_case'])}")
+    console.print(f"  ensemble beats every member (black-box): {_verdict(claims['ensemble_beats_members_black_box'])}")
+    if data.get("domination"):
+        d = data["domination"]
+        console.print("gradient domination, share of pixels equal to each member's sign: "
+                      + "; ".join(f"{r}: " + ", ".join(f"{m} {v:.2f}" for m, v in s.items()) for r, s in d["share_equal_sign"].items()))
+    console.print(f"wrote {out_dir / 'evaluation.json'} and {len(data['plots'])} plots in {data['seconds']:.1f} s")

@@ -9,11 +9,7 @@ import typer
 from rich.table import Table
 
 from trendcli.cli import options as ao
-from trendcli.cli.common import RichProgress, console, print_json
-
-
-def _fmt(value: float | None, spec: str = ".3f") -> str:
-    return "n/a" if value is None or value != value else format(value, spec)
+from trendcli.cli.render import RichProgress, console, fmt, print_json
 
 
 def _model_dirs(model: list[Path] | None, models_dir: Path | None) -> list[str]:
@@ -32,56 +28,49 @@ def _model_dirs(model: list[Path] | None, models_dir: Path | None) -> list[str]:
     return dirs
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("matrix")
-    def matrix_cmd(
-        out: Annotated[Path, typer.Option("--out", help="Output prefix: writes OUT.json, OUT.csv and OUT.png (an existing OUT.json is reused).")],
-        model: Annotated[Optional[list[Path]], typer.Option("--model", help="Model directory (repeat for each model).")] = None,
-        models_dir: Annotated[Optional[Path], typer.Option("--models-dir", help="Every model directory under DIR.")] = None,
-        method: Annotated[str, typer.Option("--attack", "--method", help="Attack on each source: pgd, fgsm, bim, cw-l2, cw-linf, deepfool.")] = "pgd",
-        eps: ao.Eps = None, alpha: ao.Alpha = None, steps: ao.Steps = None, random_start: ao.RandomStart = None,
-        restarts: ao.Restarts = None, seed: ao.Seed = None, kappa: ao.Kappa = None, c: ao.C = None, lr: ao.Lr = None,
-        binary_steps: ao.BinarySteps = None, norm: ao.Norm = None, overshoot: ao.Overshoot = None, max_iter: ao.MaxIter = None,
-        store: ao.Store = Path("runs/adv"), limit: ao.Limit = None, batch_size: ao.BatchSize = None,
-        device: ao.Device = "auto", split: ao.Split = "test", data_dir: ao.DataDir = None, force: ao.Force = False,
-        include_diagonal: Annotated[bool, typer.Option("--include-diagonal", help="Averages include the diagonal (as the authors' printed averages do).")] = False,
-        normalize: Annotated[str, typer.Option("--normalize", help="eq1 (TM = N_t/N_g) or figure (the authors' heatmaps: N_t(s->t)/N_t(s->s), seed means).")] = "eq1",
-        group_by: Annotated[Optional[str], typer.Option("--group-by", help="Model fields for seed statistics, e.g. arch,input_quant,optimizer.")] = None,
-        fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an existing OUT.json (the attacks still come from the store).")] = False,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the matrix JSON.")] = False,
-    ) -> None:
-        """Attack every model, evaluate every other model on its set, and write TM for every ordered pair."""
-        from trendcli.errors import UsageError
-        from trendcli.transfer.matrix import NORMALIZATIONS, TransferMatrix, compute_matrix
+def matrix_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Output prefix: writes OUT.json, OUT.csv and OUT.png (an existing OUT.json is reused).")],
+    model: Annotated[Optional[list[Path]], typer.Option("--model", help="Model directory (repeat for each model).")] = None,
+    models_dir: Annotated[Optional[Path], typer.Option("--models-dir", help="Every model directory under DIR.")] = None,
+    method: ao.AttackName = "pgd",
+    eps: ao.Eps = None, alpha: ao.Alpha = None, steps: ao.Steps = None, random_start: ao.RandomStart = None,
+    restarts: ao.Restarts = None, seed: ao.Seed = None, kappa: ao.Kappa = None, c: ao.C = None, lr: ao.Lr = None,
+    binary_steps: ao.BinarySteps = None, norm: ao.Norm = None, overshoot: ao.Overshoot = None, max_iter: ao.MaxIter = None,
+    store: ao.Store = Path("runs/adv"), limit: ao.Limit = None, batch_size: ao.BatchSize = None,
+    device: ao.Device = "auto", split: ao.Split = "test", data_dir: ao.DataDir = None, force: ao.Force = False,
+    layout: ao.Layout = "auto",
+    include_diagonal: Annotated[bool, typer.Option("--include-diagonal", help="Averages include the diagonal (as the authors' printed averages do).")] = False,
+    normalize: Annotated[str, typer.Option("--normalize", help="eq1 (TM = N_t/N_g) or figure (the authors' heatmaps: N_t(s->t)/N_t(s->s), seed means).")] = "eq1",
+    group_by: Annotated[Optional[str], typer.Option("--group-by", help="Model fields for seed statistics, e.g. arch,input_quant,optimizer.")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an existing OUT.json (the attacks still come from the store).")] = False,
+    as_json: ao.Json = False,
+) -> None:
+    """Attack every model, evaluate every other model on its set, and write TM for every ordered pair."""
+    from trendcli.transfer.matrix import run_matrix
 
-        if normalize not in NORMALIZATIONS:
-            raise UsageError(f"unknown --normalize {normalize!r}; use one of {', '.join(NORMALIZATIONS)}")
-        fields = [f.strip() for f in group_by.split(",") if f.strip()] if group_by else None
-        dirs = _model_dirs(model, models_dir)
-        params = ao.attack_params(eps, alpha, steps, random_start, restarts, seed, kappa, c, lr, binary_steps, norm, overshoot, max_iter)
-        prefix = out.with_suffix("") if out.suffix in (".json", ".csv", ".png") else out
-        json_path = prefix.with_name(prefix.name + ".json")
-        previous = TransferMatrix.load(json_path) if json_path.exists() and not fresh else None
-        with RichProgress(quiet=as_json) as progress:
-            mx = compute_matrix(
-                dirs, method, params, split=split, limit=limit, batch_size=batch_size, device=device, store=store,
-                data_dir=data_dir, previous=previous, force=force, progress=progress,
-            )
-        if fields:
-            mx.group_keys(fields)  # an unknown field fails before anything is written
-        paths = mx.write(prefix, include_diagonal, normalize, fields)
-        data = mx.to_dict(include_diagonal, normalize, fields)
-        if as_json:
-            print_json({**data, "files": {k: str(v) for k, v in paths.items()}})
-            return
-        _print_matrix(mx, data, normalize)
-        if fields:
-            _print_groups(data["groups"])
-        state = "[green]cache hit end to end[/]: nothing attacked or evaluated" if mx.cached else (
-            f"computed {mx.computed_pairs} pair(s), reused {mx.reused_pairs}"
+    fields = [f.strip() for f in group_by.split(",") if f.strip()] if group_by else None
+    dirs = _model_dirs(model, models_dir)
+    params = ao.attack_params(eps, alpha, steps, random_start, restarts, seed, kappa, c, lr, binary_steps, norm, overshoot, max_iter)
+    with RichProgress(quiet=as_json) as progress:
+        run = run_matrix(
+            dirs, out, method, params, split=split, limit=limit, batch_size=batch_size, device=device, store=store,
+            data_dir=data_dir, layout=layout, reuse=not fresh, force=force, include_diagonal=include_diagonal,
+            normalize=normalize, group_by=fields, progress=progress,
         )
-        console.print(f"{state} in {mx.seconds:.1f} s")
-        console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+    mx, paths = run.matrix, run.files
+    data = mx.to_dict(include_diagonal, normalize, fields)
+    if as_json:
+        print_json({**data, "files": {k: str(v) for k, v in paths.items()}})
+        return
+    _print_matrix(mx, data, normalize)
+    if fields:
+        _print_groups(data["groups"])
+    state = "[green]cache hit end to end[/]: nothing attacked or evaluated" if mx.cached else (
+        f"computed {mx.computed_pairs} pair(s), reused {mx.reused_pairs}; (set, target) evaluations: "
+        f"{mx.evaluated} evaluated, {mx.read_from_cache} read from the cache; {mx.attacked} set(s) attacked"
+    )
+    console.print(f"{state} in {mx.seconds:.1f} s")
+    console.print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
 def _print_matrix(mx: Any, data: dict[str, Any], normalize: str) -> None:
@@ -98,11 +87,11 @@ def _print_matrix(mx: Any, data: dict[str, Any], normalize: str) -> None:
         table.add_column(label, justify="right")
     table.add_column("avg", justify="right", style="bold")
     for name, label, row in zip(mx.names, labels, values):
-        table.add_row(label, *(_fmt(v) for v in row), _fmt(avg["row"][name]))
-    table.add_row("avg", *(_fmt(avg["column"][n]) for n in mx.names), "", style="bold")
+        table.add_row(label, *(fmt(v) for v in row), fmt(avg["row"][name]))
+    table.add_row("avg", *(fmt(avg["column"][n]) for n in mx.names), "", style="bold")
     console.print(table)
     acc = data["clean_accuracy"]
-    console.print("clean accuracy: " + ", ".join(f"{lab} {_fmt(acc[n], '.4f')}" for n, lab in zip(mx.names, labels)))
+    console.print("clean accuracy: " + ", ".join(f"{lab} {fmt(acc[n], '.4f')}" for n, lab in zip(mx.names, labels)))
     rows, cols = avg["row"], avg["column"]
     best_src = max((n for n in mx.names if rows[n] is not None), key=lambda n: rows[n], default=None)
     best_tgt = min((n for n in mx.names if cols[n] is not None), key=lambda n: cols[n], default=None)
@@ -119,7 +108,7 @@ def _print_groups(groups: dict[str, Any]) -> None:
         table.add_column(col, justify="left" if col == "group" else "right")
 
     def pm(mean: float | None, std: float | None, spec: str) -> str:
-        return "n/a" if mean is None else f"{mean:{spec}} +- {_fmt(std, spec)}"
+        return "n/a" if mean is None else f"{mean:{spec}} +- {fmt(std, spec)}"
 
     single = [g for g in names if len(groups["members"][g]) < 2]
     for i, g in enumerate(names):
@@ -141,5 +130,5 @@ def _print_groups(groups: dict[str, Any]) -> None:
         for g in names:
             cross.add_column(g, justify="right")
         for i, g in enumerate(names):
-            cross.add_row(g, *(_fmt(v) for v in groups["tm_mean"][i]))
+            cross.add_row(g, *(fmt(v) for v in groups["tm_mean"][i]))
         console.print(cross)

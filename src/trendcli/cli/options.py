@@ -1,24 +1,31 @@
-"""Attack options shared by `trend attack`, `trend matrix` and `trend sweep`.
+"""The options several commands share, each defined once with one help text, and number parsing.
 
-Each option defaults to None: only the options a user gives reach the attack, so every other
-parameter keeps the attack's own default (and the store key records the full parameter set).
+Attack parameters default to None: only the options a user gives reach the attack, so every
+other parameter keeps the attack's own default (and the store key records the full parameter
+set). A command that has its own default for one of them writes it in its signature
+(``steps: Steps = 40``); the type and the help text stay these.
 """
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from trendcli.cli.common import parse_number
+from trendcli.errors import UsageError
 
-Eps = Annotated[Optional[str], typer.Option("--eps", help="L-inf bound in [0,1] pixel units; fractions ok (8/255).")]
-Alpha = Annotated[Optional[str], typer.Option("--alpha", help="Step size (PGD/BIM/CW-Linf/ensemble); fractions ok.")]
+# -- attack parameters ------------------------------------------------------------------------
+AttackName = Annotated[str, typer.Option("--attack", "--method", help="Attack (see `trend plugins`): pgd, fgsm, bim, cw-l2, cw-linf, deepfool.")]
+Eps = Annotated[Optional[str], typer.Option("--eps", help="L-inf bound in [0, 1] pixel units; fractions ok (8/255).")]
+EpsList = Annotated[Optional[str], typer.Option("--eps", help="L-inf bounds in [0, 1] pixel units, comma-separated; fractions ok (2/255,4/255).")]
+Alpha = Annotated[Optional[str], typer.Option("--alpha", help="Step size (PGD, BIM, CW-Linf, ensemble PGD); fractions ok.")]
 Steps = Annotated[Optional[int], typer.Option("--steps", help="Iterations (PGD, BIM, CW, ensemble PGD).")]
-RandomStart = Annotated[Optional[bool], typer.Option("--random-start/--no-random-start", help="PGD random start.")]
+RandomStart = Annotated[Optional[bool], typer.Option("--random-start/--no-random-start", help="Start PGD at a uniform point of the eps-ball.")]
 Restarts = Annotated[Optional[int], typer.Option("--restarts", help="PGD restarts.")]
-Seed = Annotated[Optional[int], typer.Option("--seed", help="Seed of the random start.")]
+Seed = Annotated[Optional[int], typer.Option("--seed", help="Seed of the attacks' random starts.")]
 Kappa = Annotated[Optional[float], typer.Option("--kappa", help="CW confidence.")]
 C = Annotated[Optional[float], typer.Option("--c", help="CW-L2 initial constant c.")]
 Lr = Annotated[Optional[float], typer.Option("--lr", help="CW-L2 Adam learning rate.")]
@@ -26,15 +33,40 @@ BinarySteps = Annotated[Optional[int], typer.Option("--binary-steps", help="CW-L
 Norm = Annotated[Optional[str], typer.Option("--norm", help="DeepFool norm: l2 or linf.")]
 Overshoot = Annotated[Optional[float], typer.Option("--overshoot", help="DeepFool overshoot.")]
 MaxIter = Annotated[Optional[int], typer.Option("--max-iter", help="DeepFool iterations.")]
+TieBreak = Annotated[Optional[str], typer.Option("--tie-break", help="Ensemble vote tie-break: first, paper or confidence.")]
 
+# -- data, store and device --------------------------------------------------------------------
 Store = Annotated[Path, typer.Option("--store", help="Adversarial-set store directory (shared by every command).")]
-Limit = Annotated[Optional[int], typer.Option("--limit", help="Attack the first N images of the split.")]
+Limit = Annotated[Optional[int], typer.Option("--limit", help="Use only the first N images of the split.")]
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help="Images per chunk (default: 128, or the authors' batch for per-minibatch Qb).")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
-Split = Annotated[str, typer.Option("--split", help="test or val.")]
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the dataset files are.")]
-Force = Annotated[bool, typer.Option("--force", help="Regenerate sets even if cached (also replaces a corrupt file).")]
-Layout = Annotated[Optional[str], typer.Option("--layout", help="Memory layout: auto (measured per model), contiguous, channels_last (default: $TREND_LAYOUT or auto).")]
+Split = Annotated[str, typer.Option("--split", help="test, val or train.")]
+DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the dataset files are (see `trend datasets`).")]
+Force = Annotated[bool, typer.Option("--force", help="Regenerate adversarial sets even if cached (also replaces a corrupt file).")]
+Layout = Annotated[str, typer.Option("--layout", help="Memory layout of the attacked models: auto (channels_last for conv nets, else contiguous), contiguous or channels_last; part of the set's key.")]
+PerImage = Annotated[Optional[bool], typer.Option("--per-image/--per-batch", help="Members' Qb statistics per image (deployed form) or per minibatch (default: as trained).")]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of tables.")]
+
+
+def parse_number(text: str, option: str) -> float:
+    """A float, also written as a fraction (``8/255``)."""
+    try:
+        value = float(Fraction(text.strip())) if "/" in text else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"{option} must be a number or a fraction like 8/255, got {text!r}") from None
+    if not math.isfinite(value):
+        raise UsageError(f"{option} must be finite, got {text!r}")
+    return value
+
+
+def parse_list(text: str, option: str) -> list[float]:
+    """Comma-separated numbers (fractions allowed)."""
+    return [parse_number(t, option) for t in text.split(",") if t.strip()]
+
+
+def parse_names(values: list[str] | None) -> list[str]:
+    """Repeated options and comma lists alike: ``--candidates a,b --candidates c``."""
+    return [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
 
 
 def attack_params(
@@ -43,7 +75,7 @@ def attack_params(
     lr: float | None = None, binary_steps: int | None = None, norm: str | None = None, overshoot: float | None = None,
     max_iter: int | None = None,
 ) -> dict[str, Any]:
-    """The params dict of the options that were given."""
+    """The params dict of the attack options that were given."""
     raw = {
         "eps": parse_number(eps, "--eps") if eps is not None else None,
         "alpha": parse_number(alpha, "--alpha") if alpha is not None else None,

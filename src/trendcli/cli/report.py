@@ -7,27 +7,26 @@ from typing import Annotated, Optional
 
 import typer
 
-from trendcli.cli.common import console, print_json
+from trendcli.cli import options as ao
+from trendcli.cli.render import console, print_json
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("report")
-    def report_cmd(
-        run_dir: Annotated[Path, typer.Argument(help="Run directory of a study (what `trend run` wrote).")],
-        out: Annotated[Optional[Path], typer.Option("--out", help="Directory for index.html, findings.md and findings.json (default: RUN_DIR/report).")] = None,
-        readme: Annotated[Optional[Path], typer.Option("--readme", help="Also replace the findings table between the <!-- findings:start --> and <!-- findings:end --> lines of this file.")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print what was written and each finding's verdict as JSON.")] = False,
-    ) -> None:
-        """Write a self-contained HTML report of a run, with a findings table against the paper's claims."""
-        from trendcli.report.html import write_report
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory of a study (what `trend run` wrote).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Directory for index.html, findings.md and findings.json (default: RUN_DIR/report).")] = None,
+    readme: Annotated[Optional[Path], typer.Option("--readme", help="Also replace the findings table between the <!-- findings:start --> and <!-- findings:end --> lines of this file.")] = None,
+    as_json: ao.Json = False,
+) -> None:
+    """Write a self-contained HTML report of a run, with a findings table against the paper's claims."""
+    from trendcli.report.html import write_report
 
-        report = write_report(run_dir, out, readme)
-        if as_json:
-            print_json(report.summary())
-            return
-        colour = {"holds": "green", "does not hold": "red", "not measured": "dim"}
-        for f in report.findings:
-            console.print(f"[{colour[f.verdict]}]{f.verdict:>13}[/]  {f.claim}")
-        console.print(f"wrote [bold]{report.index}[/], {report.findings_md.name}, {report.findings_json.name}")
-        if report.readme is not None:
-            console.print(f"{report.readme}: findings table {'updated' if report.readme_changed else 'already up to date'}")
+    report = write_report(run_dir, out, readme)
+    if as_json:
+        print_json(report.summary())
+        return
+    colour = {"holds": "green", "does not hold": "red", "not measured": "dim"}
+    for f in report.findings:
+        console.print(f"[{colour[f.verdict]}]{f.verdict:>13}[/]  {f.claim}")
+    console.print(f"wrote [bold]{report.index}[/], {report.findings_md.name}, {report.findings_json.name}")
+    if report.readme is not None:
+        console.print(f"{report.readme}: findings table {'updated' if report.readme_changed else 'already up to date'}")

@@ -9,80 +9,73 @@ import typer
 from rich.table import Table
 
 from trendcli.cli import options as ao
-from trendcli.cli.common import RichProgress, console, parse_list, print_json
+from trendcli.cli.options import parse_list
+from trendcli.cli.render import RichProgress, console, fmt, print_json
 
 
-def _fmt(value: float | None, spec: str = ".3f") -> str:
-    return "n/a" if value is None or value != value else format(value, spec)
+def sweep_cmd(
+    source: Annotated[Path, typer.Option("--source", help="Source model directory (the attacked model).")],
+    target: Annotated[list[Path], typer.Option("--target", help="Target model directory (repeat for several).")],
+    method: ao.AttackName = "pgd",
+    points: Annotated[int, typer.Option("--points", help="Dense grid: eps_k = k*0.1/(points+1), k = 1..points.")] = 20,
+    eps: ao.EpsList = None,
+    fit: Annotated[Optional[int], typer.Option("--fit", help="Fit N(eps) = a(1 - exp(-b eps)) on the n-point grid k*0.1/(n+1) (authors: 4) and report its RMSE against the dense sweep.")] = None,
+    alpha: ao.Alpha = None, steps: ao.Steps = None, random_start: ao.RandomStart = None, restarts: ao.Restarts = None,
+    seed: ao.Seed = None, kappa: ao.Kappa = None, c: ao.C = None, lr: ao.Lr = None, binary_steps: ao.BinarySteps = None,
+    norm: ao.Norm = None, overshoot: ao.Overshoot = None, max_iter: ao.MaxIter = None,
+    store: ao.Store = Path("runs/adv"), limit: ao.Limit = None, batch_size: ao.BatchSize = None,
+    device: ao.Device = "auto", split: ao.Split = "test", data_dir: ao.DataDir = None, force: ao.Force = False,
+    layout: ao.Layout = "auto",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output prefix for OUT.json and OUT.png (default: runs/sweep/<source>-<attack>).")] = None,
+    as_json: ao.Json = False,
+) -> None:
+    """Sweep the attack strength: generated and transferred counts and TM per eps, optionally fitted."""
+    from trendcli.transfer.heatmap import short_labels
+    from trendcli.transfer.sweep import run_sweep
 
-
-def register(app: typer.Typer) -> None:
-    @app.command("sweep")
-    def sweep_cmd(
-        source: Annotated[Path, typer.Option("--source", help="Source model directory (the attacked model).")],
-        target: Annotated[list[Path], typer.Option("--target", help="Target model directory (repeat for several).")],
-        method: Annotated[str, typer.Option("--attack", "--method", help="Attack whose eps is swept (pgd, fgsm, bim, cw-linf, ...).")] = "pgd",
-        points: Annotated[int, typer.Option("--points", help="Dense grid: eps_k = k*0.1/(points+1), k = 1..points.")] = 20,
-        eps: Annotated[Optional[str], typer.Option("--eps", help="Explicit eps list instead of the grid, comma-separated (fractions ok: 2/255,4/255).")] = None,
-        fit: Annotated[Optional[int], typer.Option("--fit", help="Fit N(eps) = a(1 - exp(-b eps)) on the n-point grid k*0.1/(n+1) (authors: 4) and report its RMSE against the dense sweep.")] = None,
-        alpha: ao.Alpha = None, steps: ao.Steps = None, random_start: ao.RandomStart = None, restarts: ao.Restarts = None,
-        seed: ao.Seed = None, kappa: ao.Kappa = None, c: ao.C = None, lr: ao.Lr = None, binary_steps: ao.BinarySteps = None,
-        norm: ao.Norm = None, overshoot: ao.Overshoot = None, max_iter: ao.MaxIter = None,
-        store: ao.Store = Path("runs/adv"), limit: ao.Limit = None, batch_size: ao.BatchSize = None,
-        device: ao.Device = "auto", split: ao.Split = "test", data_dir: ao.DataDir = None, force: ao.Force = False,
-        out: Annotated[Optional[Path], typer.Option("--out", help="Output prefix for OUT.json and OUT.png (default: runs/sweep/<source>-<attack>).")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the sweep JSON.")] = False,
-    ) -> None:
-        """Sweep the attack strength: generated and transferred counts and TM per eps, optionally fitted."""
-        from trendcli.transfer.heatmap import short_labels
-        from trendcli.transfer.sweep import sweep
-
-        params = ao.attack_params(None, alpha, steps, random_start, restarts, seed, kappa, c, lr, binary_steps, norm, overshoot, max_iter)
-        eps_list = parse_list(eps, "--eps") if eps else None
-        with RichProgress(quiet=as_json) as progress:
-            res = sweep(
-                str(source), [str(t) for t in target], method, params, points=points, eps=eps_list, fit=fit,
-                split=split, limit=limit, batch_size=batch_size, device=device, store=store, data_dir=data_dir,
-                force=force, progress=progress,
-            )
-        prefix = out if out is not None else Path("runs/sweep") / f"{source.name}-{method}"
-        prefix = prefix.with_suffix("") if prefix.suffix in (".json", ".png") else prefix
-        json_path = res.save(prefix.with_name(prefix.name + ".json"))
-        png_path = res.plot(prefix.with_name(prefix.name + ".png"))
-        data = res.to_dict()
-        if as_json:
-            print_json({**data, "files": {"json": str(json_path), "png": str(png_path)}})
-            return
-        table = Table(title=f"{method} from {res.source} on {data['attack']['n_images']} {split} images "
-                            "(N_g(s) = N_t(s->s) over source-correct images; TM per eq. 1)")
-        table.add_column("eps", justify="right")
-        table.add_column("N_g(s)", justify="right")
-        for name in short_labels([res.source, *res.targets])[1:]:
-            table.add_column(f"N_t -> {name}", justify="right")
-            table.add_column("TM", justify="right")
-        for j, e in enumerate(res.eps):
-            cells = [f"{e:.4f}", str(int(res.n_self[j]))]
-            for i in range(len(res.targets)):
-                cells += [str(int(res.n_t[i, j])), _fmt(float(res.tm[i, j]))]
-            table.add_row(*cells)
-        console.print(table)
-        if res.fitted:
-            rep = data["fit"]
-            fits = Table(title=f"fit of N(eps) = a(1 - exp(-b eps)) on eps = {', '.join(f'{e:g}' for e in rep['eps'])}; "
-                               f"RMSE against the {len(res.eps)}-point sweep")
-            for col in ("curve", "a", "b", "RMSE (images)", "RMSE / max", "RMSE of TM"):
-                fits.add_column(col, justify="left" if col == "curve" else "right")
-            labels = short_labels([res.source, *res.targets])
-            rows = [(f"N_g({labels[0]})", rep["self"], "")]
-            rows += [(f"N_t(-> {lab})", f, _fmt(f["rmse_tm"], ".4f")) for lab, f in zip(labels[1:], rep["targets"].values())]
-            for curve, f, tm_err in rows:
-                fits.add_row(curve, _fmt(f["a"], ".4g"), _fmt(f["b"], ".3g"), _fmt(f["rmse"], ".2f"), _fmt(f["rmse_rel"], ".1%"), tm_err)
-            console.print(fits)
-            for curve, f, _ in rows:
-                if f["note"]:
-                    console.print(f"  {curve}: {f['note']}")
-            console.print(f"RMSE of the fitted TM against the measured sweep: [bold]{_fmt(rep['rmse_tm_mean'], '.4f')}[/] "
-                          "(mean over targets; the paper reports about 0.05)")
-        flags = data["cached"] + (data["fit_points"]["cached"] if res.fitted else [])
-        console.print(f"{sum(flags)} of {len(flags)} attacks from the store; {res.seconds:.1f} s; "
-                      f"wrote {json_path}, {png_path}")
+    params = ao.attack_params(None, alpha, steps, random_start, restarts, seed, kappa, c, lr, binary_steps, norm, overshoot, max_iter)
+    eps_list = parse_list(eps, "--eps") if eps else None
+    with RichProgress(quiet=as_json) as progress:
+        run = run_sweep(
+            str(source), [str(t) for t in target], out, method, params, points=points, eps=eps_list, fit=fit,
+            split=split, limit=limit, batch_size=batch_size, device=device, store=store, data_dir=data_dir,
+            layout=layout, force=force, progress=progress,
+        )
+    res, json_path, png_path = run.result, run.files["json"], run.files["png"]
+    data = res.to_dict()
+    if as_json:
+        print_json({**data, "files": {"json": str(json_path), "png": str(png_path)}})
+        return
+    table = Table(title=f"{method} from {res.source} on {data['attack']['n_images']} {split} images "
+                        "(N_g(s) = N_t(s->s) over source-correct images; TM per eq. 1)")
+    table.add_column("eps", justify="right")
+    table.add_column("N_g(s)", justify="right")
+    for name in short_labels([res.source, *res.targets])[1:]:
+        table.add_column(f"N_t -> {name}", justify="right")
+        table.add_column("TM", justify="right")
+    for j, e in enumerate(res.eps):
+        cells = [f"{e:.4f}", str(int(res.n_self[j]))]
+        for i in range(len(res.targets)):
+            cells += [str(int(res.n_t[i, j])), fmt(float(res.tm[i, j]))]
+        table.add_row(*cells)
+    console.print(table)
+    if res.fitted:
+        rep = data["fit"]
+        fits = Table(title=f"fit of N(eps) = a(1 - exp(-b eps)) on eps = {', '.join(f'{e:g}' for e in rep['eps'])}; "
+                           f"RMSE against the {len(res.eps)}-point sweep")
+        for col in ("curve", "a", "b", "RMSE (images)", "RMSE / max", "RMSE of TM"):
+            fits.add_column(col, justify="left" if col == "curve" else "right")
+        labels = short_labels([res.source, *res.targets])
+        rows = [(f"N_g({labels[0]})", rep["self"], "")]
+        rows += [(f"N_t(-> {lab})", f, fmt(f["rmse_tm"], ".4f")) for lab, f in zip(labels[1:], rep["targets"].values())]
+        for curve, f, tm_err in rows:
+            fits.add_row(curve, fmt(f["a"], ".4g"), fmt(f["b"], ".3g"), fmt(f["rmse"], ".2f"), fmt(f["rmse_rel"], ".1%"), tm_err)
+        console.print(fits)
+        for curve, f, _ in rows:
+            if f["note"]:
+                console.print(f"  {curve}: {f['note']}")
+        console.print(f"RMSE of the fitted TM against the measured sweep: [bold]{fmt(rep['rmse_tm_mean'], '.4f')}[/] "
+                      "(mean over targets; the paper reports about 0.05)")
+    flags = data["cached"] + (data["fit_points"]["cached"] if res.fitted else [])
+    console.print(f"{sum(flags)} of {len(flags)} attacks from the store; {res.seconds:.1f} s; "
+                  f"wrote {json_path}, {png_path}")

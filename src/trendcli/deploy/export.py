@@ -20,6 +20,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
@@ -27,6 +28,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from trendcli.errors import OnnxExportError, UsageError
+from trendcli.progress import Progress
 from trendcli.zoo.model import TrendModel
 from trendcli.zoo.files import check_compatible
 
@@ -254,7 +256,7 @@ def export_ensemble(
     import onnx
 
     if not MIN_OPSET <= int(opset) <= MAX_OPSET:
-        raise UsageError(f"--opset must be {MIN_OPSET}..{MAX_OPSET}, got {opset}")
+        raise UsageError(f"opset must be {MIN_OPSET}..{MAX_OPSET}, got {opset}")
     out_path = Path(out_path)
     models, rows, policy = _resolve(ensemble_or_member_dirs, tie_break)
     policy = check_export_tie_break(policy)
@@ -290,3 +292,46 @@ def export_ensemble(
     finally:
         tmp.unlink(missing_ok=True)
     return out_path
+
+
+# -- the stage -------------------------------------------------------------------------------------
+
+
+def check_path(onnx_path: str | Path) -> Path:
+    """Where an export's dataset check goes: ``E.onnx`` -> ``E.infer.json`` (the report reads it)."""
+    return Path(onnx_path).with_suffix(".infer.json")
+
+
+@dataclass
+class ExportRun:
+    """What the export stage did: the ONNX file, its dataset check (DatasetRun.summary()) and both paths."""
+
+    path: Path
+    check: dict[str, Any]
+    files: dict[str, Path]
+
+
+def run_export(
+    ensemble_or_member_dirs: Any,
+    out_path: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    tie_break: str | None = None,
+    dataset: str | None = None,
+    infer_limit: int | None = None,
+    data_dir: str | Path | None = None,
+    provider: str = "cpu",
+    progress: Progress | None = None,
+) -> ExportRun:
+    """The export stage: :func:`export_ensemble`, then the file run on onnxruntime over the first
+    ``infer_limit`` test images of ``dataset`` (default: the export's own), written beside it as
+    :func:`check_path` (accuracy, member agreement, images/s, latency)."""
+    from trendcli.deploy.runtime import OnnxEnsemble, run_dataset
+    from trendcli.fsio import write_json_atomic
+
+    path = export_ensemble(ensemble_or_member_dirs, out_path, opset=opset, tie_break=tie_break)
+    run = run_dataset(OnnxEnsemble(path, provider=provider), dataset, limit=infer_limit,
+                      data_dir=Path(data_dir) if data_dir else None, progress=progress)
+    summary = run.summary()
+    write_json_atomic(check_path(path), summary)
+    return ExportRun(path, summary, {"onnx": path, "infer": check_path(path)})

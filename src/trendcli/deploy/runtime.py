@@ -251,9 +251,9 @@ def run_dataset(
     from trendcli.data import get_dataset, load_split
 
     if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+        raise UsageError(f"batch_size must be at least 1, got {batch_size}")
     if limit is not None and limit < 1:
-        raise UsageError(f"--limit must be at least 1, got {limit}")
+        raise UsageError(f"limit must be at least 1, got {limit}")
     name = get_dataset(dataset).info.name if dataset else ensemble.dataset
     if name != ensemble.dataset:
         raise IncompatibleModelsError(
@@ -326,7 +326,7 @@ def load_image(path: str | Path, shape: tuple[int, int, int]) -> tuple[np.ndarra
 def predict_files(ensemble: OnnxEnsemble, paths: Sequence[str | Path], batch_size: int = 256) -> list[dict[str, Any]]:
     """One JSON-ready row per image file: path, label, class, votes, each member's label."""
     if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+        raise UsageError(f"batch_size must be at least 1, got {batch_size}")
     rows: list[dict[str, Any]] = []
     names = ensemble.class_names
     ids = ensemble.member_ids

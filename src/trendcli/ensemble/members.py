@@ -9,18 +9,22 @@ and the policy together, and loads the members as the deployment will run them.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
+from trendcli.ensemble.vote import TIE_BREAKS
 from trendcli.errors import ModelFileError, UsageError
 from trendcli.fsio import write_json_atomic
 from trendcli.zoo.files import load_model, read_card
 
-FORMAT = "trendcli-ensemble/1"
-TIE_BREAKS = ("paper", "first", "confidence")
+#: /2: member paths are relative to the ensemble file's directory. /1 (read only): relative to
+#: the working directory where the file was written, else to the file's directory.
+FORMAT = "trendcli-ensemble/2"
+FORMAT_V1 = "trendcli-ensemble/1"
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,10 @@ class Member:
     id: str
     weights_sha256: str
 
-    def to_dict(self) -> dict[str, str]:
-        return {"id": self.id, "path": self.path, "weights_sha256": self.weights_sha256}
+    def to_dict(self, relative_to: Path | None = None) -> dict[str, str]:
+        """JSON form; ``relative_to`` (a directory) writes the path relative to it."""
+        path = os.path.relpath(Path(self.path).absolute(), Path(relative_to).absolute()) if relative_to else self.path
+        return {"id": self.id, "path": Path(path).as_posix(), "weights_sha256": self.weights_sha256}
 
 
 def check_tie_break(tie_break: str) -> str:
@@ -56,13 +62,17 @@ def unique_ids(ids: Sequence[str]) -> list[str]:
 class Ensemble:
     """Members (model dirs + weight sha256 + ids), a tie-break policy and its seed.
 
+    ``tie_break`` defaults to ``paper`` (the authors' seeded random choice among tied classes,
+    what the findings use); ``first`` and ``confidence`` are deterministic alternatives, and the
+    ONNX export takes one of those (a random tie-break cannot live in a fixed graph).
+
     ``per_image``: None loads each member's input quantizer as trained; True/False overrides
     the Qb statistics form (True = per image, what the ONNX export deploys; docs/method.md
     "Input quantization"). ``design`` records where the members came from (JSON-ready).
     """
 
     members: list[Member]
-    tie_break: str = "first"
+    tie_break: str = "paper"
     seed: int = 0
     per_image: bool | None = None
     design: dict[str, Any] | None = None
@@ -82,7 +92,7 @@ class Ensemble:
         cls,
         model_dirs: Sequence[str | Path],
         ids: Sequence[str] | None = None,
-        tie_break: str = "first",
+        tie_break: str = "paper",
         seed: int = 0,
         per_image: bool | None = None,
         design: dict[str, Any] | None = None,
@@ -92,7 +102,7 @@ class Ensemble:
         names = list(ids) if ids is not None else unique_ids([c.get("id") or Path(d).name for c, d in zip(cards, model_dirs)])
         if len(names) != len(cards):
             raise UsageError(f"{len(cards)} model directories but {len(names)} ids")
-        members = [Member(str(d), n, c["weights_sha256"]) for d, n, c in zip(model_dirs, names, cards)]
+        members = [Member(str(Path(d).absolute()), n, c["weights_sha256"]) for d, n, c in zip(model_dirs, names, cards)]
         return cls(members, tie_break, seed, per_image, design)
 
     @property
@@ -116,10 +126,11 @@ class Ensemble:
         return Ensemble([by_id[i] for i in ids], self.tie_break, self.seed, self.per_image, None, self.source)
 
     # -- JSON ------------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, relative_to: Path | None = None) -> dict[str, Any]:
+        """JSON form; ``relative_to`` (the file's directory) makes member paths relative to it."""
         return {
             "format": FORMAT,
-            "members": [m.to_dict() for m in self.members],
+            "members": [m.to_dict(relative_to) for m in self.members],
             "tie_break": self.tie_break,
             "seed": self.seed,
             "per_image": self.per_image,
@@ -129,7 +140,7 @@ class Ensemble:
     def save(self, path: str | Path) -> Path:
         """Write the ensemble JSON atomically (temp file + rename)."""
         path = Path(path)
-        write_json_atomic(path, self.to_dict())
+        write_json_atomic(path, self.to_dict(relative_to=path.parent))
         return path
 
     @classmethod
@@ -143,16 +154,25 @@ class Ensemble:
         if not path.is_file():
             raise UsageError(f"no ensemble file at {path} (write one with `trend design --out {path}`)")
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ModelFileError(f"{path} is not UTF-8 text; it is not a trendcli ensemble") from None
         except json.JSONDecodeError as exc:
             raise ModelFileError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        if not isinstance(data, dict) or data.get("format") not in (FORMAT, FORMAT_V1):
             got = data.get("format") if isinstance(data, dict) else None
             raise ModelFileError(f"{path} is not a trendcli ensemble (format {got!r}, expected {FORMAT!r})")
         try:
             members = [Member(str(m["path"]), str(m["id"]), str(m["weights_sha256"])) for m in data["members"]]
         except (KeyError, TypeError):
             raise ModelFileError(f"{path}: every member needs id, path and weights_sha256") from None
+        if not isinstance(data.get("tie_break", "first"), str) or not isinstance(data.get("seed", 0), int):
+            raise ModelFileError(f"{path}: tie_break must be a string and seed an integer")
+        base = path.absolute().parent
+        if data["format"] == FORMAT:
+            members = [Member(str(_absolute(m.path, base)), m.id, m.weights_sha256) for m in members]
+        else:
+            members = [Member(str(resolve_member_path(m.path, path).absolute()), m.id, m.weights_sha256) for m in members]
         ens = cls(
             members,
             tie_break=data.get("tie_break", "first"),
@@ -216,9 +236,15 @@ def vote_logits(logits: Sequence[torch.Tensor], tie_break: str = "first", seed: 
     return predict(list(logits), tie_break=check_tie_break(tie_break), seed=seed)
 
 
+def _absolute(path: str, base: Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else Path(os.path.normpath(base / p))
+
+
 def resolve_member_path(path: str, ensemble_file: Path | None) -> Path:
-    """A member path as written: absolute as is; relative to the working directory if it is there,
-    else relative to the ensemble file's directory (so an ensemble file travels with its models)."""
+    """A member path of a /1 ensemble file: absolute as is; relative to the working directory if it
+    is there, else relative to the ensemble file's directory. /2 files store paths relative to the
+    file, and ``Ensemble.load`` makes them absolute."""
     p = Path(path)
     if p.is_absolute() or p.exists() or ensemble_file is None:
         return p

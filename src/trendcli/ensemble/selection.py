@@ -169,7 +169,7 @@ def design(
     if method not in ("auto", "exhaustive", "greedy"):
         raise UsageError(f"unknown design method {method!r}; known: auto, exhaustive, greedy")
     if top < 1:
-        raise UsageError(f"--top must be at least 1, got {top}")
+        raise UsageError(f"top must be at least 1, got {top}")
     index = {n: i for i, n in enumerate(names)}
     unknown = [n for n in list(require) + list(candidates or []) if n not in index]
     if unknown:
@@ -177,9 +177,9 @@ def design(
     required = list(dict.fromkeys(index[n] for n in require))
     pool = sorted(set(index[n] for n in (candidates if candidates is not None else names)) | set(required))
     if size < 2:
-        raise UsageError(f"--size must be at least 2 (an ensemble of one has no pairs), got {size}")
+        raise UsageError(f"size must be at least 2 (an ensemble of one has no pairs), got {size}")
     if size > len(pool):
-        raise UsageError(f"--size {size} is more than the {len(pool)} candidate models")
+        raise UsageError(f"size {size} is more than the {len(pool)} candidate models")
     if len(required) > size:
         raise UsageError(f"{len(required)} required members do not fit an ensemble of {size}")
     free = [i for i in pool if i not in required]
@@ -300,7 +300,7 @@ def _locate(model_dir: str, matrix_path: Path) -> str:
     return str(beside) if beside.exists() else str(p)
 
 
-def ensemble_from_design(result: DesignResult, rank: int = 0, tie_break: str = "first", seed: int = 0, per_image: bool | None = None):
+def ensemble_from_design(result: DesignResult, rank: int = 0, tie_break: str = "paper", seed: int = 0, per_image: bool | None = None):
     """The ensemble of the candidate at ``rank`` (0 = best), members in design order."""
     from trendcli.ensemble.members import Ensemble
 
@@ -318,8 +318,40 @@ def ensemble_from_design(result: DesignResult, rank: int = 0, tie_break: str = "
         "search": result.method,
         "rank": rank,
         "nan_policy": result.nan_policy,
+        "candidates": [c.to_dict() for c in result.candidates],
     }
     return Ensemble.from_dirs(
         [result.model_dirs[m] for m in cand.members], ids=list(cand.members), tie_break=tie_break, seed=seed,
         per_image=per_image, design=provenance,
     )
+
+
+@dataclass
+class DesignRun:
+    """What the design stage did: the ranked candidates and the ensemble file written (or None)."""
+
+    result: DesignResult
+    ensemble: Path | None
+
+
+def run_design(
+    matrix: str | Path,
+    size: int,
+    out: str | Path | None = None,
+    require: Sequence[str] = (),
+    candidates: Sequence[str] | None = None,
+    *,
+    top: int = 5,
+    method: str = "auto",
+    nan_policy: str = "worst",
+    tie_break: str = "paper",
+    seed: int = 0,
+    per_image: bool | None = None,
+) -> DesignRun:
+    """The design stage: :func:`design_from_matrix` over the matrix JSON, and with ``out`` the best
+    candidate written there as an ensemble JSON (its provenance records the ranked candidates)."""
+    result = design_from_matrix(matrix, size, require, candidates, top=top, method=method, nan_policy=nan_policy)
+    written = None
+    if out is not None:
+        written = ensemble_from_design(result, 0, tie_break=tie_break, seed=seed, per_image=per_image).save(out)
+    return DesignRun(result, written)

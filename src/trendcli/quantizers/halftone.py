@@ -6,11 +6,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trendcli.errors import UsageError
 from trendcli.quantizers.straight_through import straight_through
 
 #: Kf, applied depthwise (the same kernel for every channel), zero padding 1.
 HALFTONE_KERNEL = ((-1.0, -2.0, -1.0), (-2.0, 16.0, -2.0), (-1.0, -2.0, -1.0))
 HALFTONE_BIAS = 1e-3
+#: Where the gradient of a tied per-image max / min goes (see Halftone).
+TIE_RULES = ("first", "split")
 
 
 class Halftone(nn.Module):
@@ -23,6 +26,13 @@ class Halftone(nn.Module):
 
     Backward (BPDA): the gradient of the surrogate 1/2 * sigmoid(Kf * x_hat + 1e-3) + 1/2,
     through x_hat (mean, max and min included), not the identity.
+
+    ``ties`` is where the gradient of max(x) and min(x) goes when several pixels share the
+    extreme value (about half the pixels of a Fashion-MNIST image are tied at its minimum):
+    ``"first"`` (default, the authors' code: ``torch.max(dim)`` sends it to the first such
+    pixel in C, H, W order) or ``"split"`` (``amax``/``amin``: shared evenly among them). The
+    forward pass is the same for both (docs/method.md, "Differences from the paper and the
+    authors' code").
     Input [N, C, H, W]; ``per_image`` is accepted for a uniform interface (HT is always per
     image).
     """
@@ -30,8 +40,11 @@ class Halftone(nn.Module):
     role = "input"
     domain = "normalized"
 
-    def __init__(self, per_image: bool = False):
+    def __init__(self, per_image: bool = False, ties: str = "first"):
         super().__init__()
+        if ties not in TIE_RULES:
+            raise UsageError(f"ties must be one of {', '.join(TIE_RULES)}, got {ties!r}")
+        self.ties = ties
         self.name = "ht"
         self.bits = 1
         self.per_image = bool(per_image)
@@ -43,7 +56,13 @@ class Halftone(nn.Module):
         """Kf * x_hat + 1e-3, the value HT thresholds at 0 (differentiable)."""
         dims = (1, 2, 3)
         mean = x.mean(dim=dims, keepdim=True)
-        spread = x.amax(dim=dims, keepdim=True) - x.amin(dim=dims, keepdim=True)
+        if self.ties == "first":  # max(dim) / min(dim) back-propagate to the one index they return
+            flat = x.flatten(1)
+            high = flat.max(dim=1).values.view(-1, 1, 1, 1)
+            low = flat.min(dim=1).values.view(-1, 1, 1, 1)
+        else:
+            high, low = x.amax(dim=dims, keepdim=True), x.amin(dim=dims, keepdim=True)
+        spread = high - low
         spread = torch.where(spread > 0, spread, torch.ones_like(spread))
         x_hat = (x - mean) / spread
         # Depthwise with one shared kernel = every channel as its own 1-channel image; a

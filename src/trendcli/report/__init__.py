@@ -1,1 +1,1 @@
-"""Reports: run loading, findings beside the paper's claims, the HTML page."""
+"""Reports: run loading (runs), one verdict rule per claim (findings, ensemble_findings), the run's findings (run_findings), the HTML page (html)."""

@@ -1,16 +1,20 @@
-"""Parse and validate a study file (TOML). Errors name the key and, where found, the line."""
+"""Parse and validate a whole study file (TOML) before any work starts.
+
+Every error names file:line, the table and key, and what is allowed: types (a string is not a
+boolean), ranges, names that become paths, references between tables, and registry names.
+"""
 
 from __future__ import annotations
 
 import itertools
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trendcli.errors import StudyError
-from trendcli.registry import canonical
+from trendcli.errors import StudyError, TrendError
+from trendcli.registry import canonical, get_registry
+from trendcli.study.fields import StudyText, Table, as_list, check_name
 from trendcli.zoo.spec import FULL_PRECISION
 
 if sys.version_info >= (3, 11):
@@ -108,58 +112,63 @@ class Study:
         return next(m for m in self.models if m.name == name)
 
 
-class _Checker:
-    """Finds the line of a key in the study text for error messages."""
-
-    def __init__(self, path: Path, text: str):
-        self.path, self.lines = path, text.splitlines()
-
-    def line_of(self, table: str, key: str | None, index: int = 0) -> int | None:
-        header = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}\s*\]\]?\s*(#.*)?$")
-        seen = -1
-        for i, line in enumerate(self.lines):
-            if header.match(line):
-                seen += 1
-                if seen == index:
-                    if key is None:
-                        return i + 1
-                    for j in range(i + 1, len(self.lines)):
-                        if re.match(r"^\s*\[", self.lines[j]):
-                            break
-                        if re.match(rf"^\s*{re.escape(key)}\s*=", self.lines[j]):
-                            return j + 1
-                    return i + 1
-        return None
-
-    def fail(self, table: str, key: str | None, message: str, index: int = 0) -> StudyError:
-        line = self.line_of(table, key, index)
-        where = f"{self.path}:{line}" if line else str(self.path)
-        what = f"[{table}]" + (f".{key}" if key else "")
-        return StudyError(f"{where}: {what}: {message}")
+TABLES = ("study", "train", "zoo", "models", "attacks", "matrices", "ensembles", "evaluations", "exports", "report")
+STUDY_KEYS = {"name", "dataset", "run_dir", "data_dir", "device", "cpus_per_task", "store", "layout"}
+LAYOUTS = ("auto", "contiguous", "channels_last")
+SPLITS = ("test", "val")
+OPTIMIZERS = ("sgd", "adam")
+GROUP_FIELDS = tuple(sorted(set(ZOO_AXES) | TRAIN_KEYS | {"id", "name", "dataset"}))
+EVAL_KEYS = {"name", "ensemble", "attacks", "eps", "limit", "transfer_from", "per_image", "alpha", "steps",
+             "random_start", "seed"}
 
 
-def _get(c: _Checker, table: dict, tname: str, key: str, kind: type | tuple, default: Any = ..., index: int = 0) -> Any:
-    if key not in table:
-        if default is ...:
-            raise c.fail(tname, None, f"missing required key {key!r}", index)
-        return default
-    value = table[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise c.fail(tname, key, f"expected {names}, got {value!r}", index)
-    return value
+def _bits(table: Table, key: str, value: Any) -> None:
+    bits = table.check_integer(key, value, 1, FULL_PRECISION)
+    if bits > 16 and bits != FULL_PRECISION:
+        raise table.fail(key, f"expected 1..16 bits, or {FULL_PRECISION} for full precision, got {bits}")
 
 
-def _as_list(value: Any) -> list:
-    return list(value) if isinstance(value, list) else [value]
+def _registry_name(table: Table, key: str, value: Any, kind: str) -> None:
+    if not isinstance(value, str):
+        raise table.fail(key, f"expected a string, got {value!r}")
+    known = get_registry().names(kind)
+    if canonical(value) not in known:
+        raise table.fail(key, f"unknown {kind} {value!r}; known: {', '.join(known)}")
 
 
-def _check_unknown(c: _Checker, table: dict, tname: str, allowed: set[str], index: int = 0) -> None:
-    for key in table:
-        if key not in allowed:
-            raise c.fail(tname, key, f"unknown key; allowed: {', '.join(sorted(allowed))}", index)
+def _check_model_value(table: Table, key: str, value: Any) -> None:
+    """One training / zoo-axis value: its type and range (registry names included)."""
+    if key in ("epochs", "batch_size", "limit_train"):
+        table.check_integer(key, value, 1)
+    elif key in ("seed", "split_seed"):
+        table.check_integer(key, value, 0)
+    elif key in ("augment", "per_image", "quantize_first", "pretrained"):
+        if not isinstance(value, bool):
+            raise table.fail(key, f"expected true or false (unquoted), got {value!r}")
+    elif key == "lr" or key == "width":
+        table.check_number(key, value, 0, None, low_open=True)
+    elif key == "weight_decay":
+        table.check_number(key, value, 0)
+    elif key == "momentum":
+        table.check_number(key, value, 0, 1)
+    elif key in ("weight_bits", "act_bits"):
+        _bits(table, key, value)
+    elif key == "optimizer":
+        if not isinstance(value, str) or canonical(value) not in OPTIMIZERS:
+            raise table.fail(key, f"expected one of {', '.join(OPTIMIZERS)}, got {value!r}")
+    elif key == "arch":
+        _registry_name(table, key, value, "architecture")
+    elif key == "input_quant":
+        _registry_name(table, key, value, "input quantizer")
+
+
+def _check_model_table(table: Table, axes: bool = False) -> None:
+    for key, value in table.data.items():
+        if key == "name":
+            table.name_value("name")
+            continue
+        for item in (as_list(value) if axes and key in ZOO_AXES else [value]):
+            _check_model_value(table, key, item)
 
 
 def _model_name(cfg: dict[str, Any]) -> str:
@@ -178,145 +187,240 @@ def _model_name(cfg: dict[str, Any]) -> str:
     return "-".join(str(p) for p in parts).replace("_", "")
 
 
-def load_study(path: Path | str, run_dir: Path | str | None = None) -> Study:
-    """Read and validate a study file."""
-    path = Path(path)
+def _read(path: Path) -> tuple[str, dict[str, Any]]:
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise StudyError(f"study file {path} is a directory; give the .toml file") from None
     except OSError as exc:
         raise StudyError(f"cannot read study file {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StudyError(f"{path}: not UTF-8 text (byte {exc.start}); save the study file as UTF-8") from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise StudyError(f"{path}: not valid TOML: {exc}") from None
-    c = _Checker(path, text)
-    top_allowed = {"study", "train", "zoo", "models", "attacks", "matrices", "ensembles", "evaluations", "exports", "report"}
     for key in doc:
-        if key not in top_allowed:
-            raise StudyError(f"{path}: unknown table [{key}]; allowed: {', '.join(sorted(top_allowed))}")
+        if key not in TABLES:
+            raise StudyError(f"{path}: unknown table [{key}]; allowed: {', '.join(sorted(TABLES))}")
+    return text, doc
 
-    st = doc.get("study", {})
-    _check_unknown(c, st, "study", {"name", "dataset", "run_dir", "data_dir", "device", "cpus_per_task", "store", "layout"})
-    name = _get(c, st, "study", "name", str, path.stem)
-    dataset = canonical(_get(c, st, "study", "dataset", str, "fashion_mnist"))
-    rd = Path(run_dir) if run_dir else Path(_get(c, st, "study", "run_dir", str, f"runs/{name}"))
-    data_dir = _get(c, st, "study", "data_dir", str, None)
-    store = Path(_get(c, st, "study", "store", str, str(rd / "adv")))
-    study = Study(
-        path=path, name=name, dataset=dataset, run_dir=rd, data_dir=Path(data_dir) if data_dir else None,
-        device=_get(c, st, "study", "device", str, "auto"),
-        cpus_per_task=_get(c, st, "study", "cpus_per_task", int, 0), store=store,
-        layout=_get(c, st, "study", "layout", str, "auto"),
-        report=bool(doc.get("report", {}).get("enabled", True)) if isinstance(doc.get("report"), dict) else True,
+
+def _resolve(base: Path, value: str) -> Path:
+    """A path from the study file: relative ones resolve against the study file's directory."""
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _parse_study_table(text: StudyText, doc: dict[str, Any], path: Path, run_dir: Path | str | None) -> Study:
+    st = Table(text, "study", doc.get("study", {}), allowed=STUDY_KEYS)
+    name = st.name_value("name", path.stem)
+    if check_name(name):
+        raise StudyError(f"{path}: the study file's name {name!r} is not a valid study name; set [study].name")
+    dataset = st.string("dataset", "fashion_mnist", normalize=canonical)
+    datasets = get_registry().names("dataset")
+    if dataset not in datasets:
+        raise st.fail("dataset", f"unknown dataset {dataset!r}; known: {', '.join(datasets)}")
+    base = path.resolve().parent
+    rd = Path(run_dir) if run_dir else _resolve(base, st.string("run_dir", f"runs/{name}"))
+    data_dir = st.string("data_dir", None)
+    store = st.string("store", None)
+    device = st.string("device", "auto")
+    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise st.fail("device", f"expected auto, cpu, cuda or cuda:N, got {device!r}")
+    report = Table(text, "report", doc.get("report", {}), allowed={"enabled"})
+    return Study(
+        path=path, name=name, dataset=dataset, run_dir=rd,
+        data_dir=_resolve(base, data_dir) if data_dir else None, device=device,
+        cpus_per_task=st.integer("cpus_per_task", 0, minimum=0),
+        store=_resolve(base, store) if store else rd / "adv",
+        layout=st.string("layout", "auto", choices=LAYOUTS),
+        report=report.boolean("enabled", True),
     )
 
-    train_defaults = doc.get("train", {})
-    _check_unknown(c, train_defaults, "train", TRAIN_KEYS | {"optimizer"})
-    seen: dict[str, int] = {}
 
-    def add_model(cfg: dict[str, Any], table: str, index: int) -> None:
-        merged = {**train_defaults, **cfg}
+def _parse_models(text: StudyText, doc: dict[str, Any], study: Study) -> None:
+    train = Table(text, "train", doc.get("train", {}), allowed=TRAIN_KEYS | {"optimizer"})
+    _check_model_table(train)
+    seen: set[str] = set()
+
+    def add(cfg: dict[str, Any], table: Table) -> None:
+        merged = {**train.data, **cfg}
         for key in ("arch", "input_quant", "optimizer"):
             if key in merged:
                 merged[key] = canonical(str(merged[key]))
-        for key in ("epochs", "batch_size", "weight_bits", "act_bits", "seed"):
-            if key in merged and (not isinstance(merged[key], int) or isinstance(merged[key], bool) or merged[key] < (0 if key == "seed" else 1)):
-                raise c.fail(table, key, f"expected a positive integer, got {merged[key]!r}", index)
         mname = str(cfg.get("name") or _model_name(merged))
+        if check_name(mname):
+            raise table.fail("name", f"the model name {mname!r} is not a valid name; {check_name(mname)}")
         if mname in seen:
-            raise c.fail(table, "name", f"model name {mname!r} is used twice; give one an explicit name", index)
-        seen[mname] = 1
+            raise table.fail("name", f"model name {mname!r} is used twice; give one an explicit name")
+        seen.add(mname)
         merged.pop("name", None)
         study.models.append(ModelEntry(mname, merged))
 
-    for i, zoo in enumerate(_as_list(doc.get("zoo", []))):
-        _check_unknown(c, zoo, "zoo", set(ZOO_AXES) | TRAIN_KEYS, i)
-        axes = {k: _as_list(zoo[k]) for k in ZOO_AXES if k in zoo}
-        fixed = {k: v for k, v in zoo.items() if k not in ZOO_AXES}
+    for i, raw in enumerate(as_list(doc.get("zoo", []))):
+        zoo = Table(text, "zoo", raw, i, allowed=set(ZOO_AXES) | TRAIN_KEYS)
+        _check_model_table(zoo, axes=True)
+        axes = {k: as_list(zoo.data[k]) for k in ZOO_AXES if k in zoo.data}
+        fixed = {k: v for k, v in zoo.data.items() if k not in ZOO_AXES}
         for combo in itertools.product(*axes.values()):
-            add_model({**fixed, **dict(zip(axes, combo))}, "zoo", i)
-    for i, m in enumerate(_as_list(doc.get("models", []))):
-        _check_unknown(c, m, "models", MODEL_KEYS, i)
-        add_model(dict(m), "models", i)
+            add({**fixed, **dict(zip(axes, combo))}, zoo)
+    for i, raw in enumerate(as_list(doc.get("models", []))):
+        model = Table(text, "models", raw, i, allowed=MODEL_KEYS)
+        _check_model_table(model)
+        add(dict(model.data), model)
     if not study.models:
-        raise StudyError(f"{path}: the study has no models; add a [zoo] table or [[models]] entries")
-    model_names = [m.name for m in study.models]
+        raise StudyError(f"{study.path}: the study has no models; add a [zoo] table or [[models]] entries")
 
-    def names_in(c_table: str, value: Any, index: int, key: str, known: list[str], what: str) -> tuple[str, ...]:
-        if value == "all":
-            return tuple(known)
-        items = tuple(_as_list(value))
-        for item in items:
-            if item not in known:
-                raise c.fail(c_table, key, f"unknown {what} {item!r}; known: {', '.join(known)}", index)
-        return items
 
-    for i, a in enumerate(_as_list(doc.get("attacks", []))):
-        aname = _get(c, a, "attacks", "name", str, index=i)
-        method = canonical(_get(c, a, "attacks", "method", str, aname, index=i))
-        params = {k: v for k, v in a.items() if k not in ("name", "method")}
+def _check_attack_params(table: Table, method: str, params: dict[str, Any]) -> None:
+    """Build the attack once, so that a typo'd key or a bad value fails now, not after training."""
+    if "eps" in params:
+        table.check_number("eps", params["eps"], 0, 1, low_open=True)
+    for key in ("steps", "restarts"):
+        if key in params:
+            table.check_integer(key, params[key], 1)
+    factory = get_registry().factory("attack", method)
+    try:
+        factory(**params)
+    except TypeError:
+        import dataclasses
+
+        allowed = [f.name for f in dataclasses.fields(factory)] if dataclasses.is_dataclass(factory) else []
+        bad = next((k for k in params if k not in allowed), None) if allowed else None
+        key = bad or next(iter(params), None)
+        listing = f"; allowed: {', '.join(allowed)}" if allowed else ""
+        raise table.fail(key, f"attack {method!r} takes no parameter {key!r}{listing}") from None
+    except (TrendError, ValueError) as exc:
+        raise table.fail(None, f"attack {method!r}: {exc}") from None
+
+
+def _parse_attacks(text: StudyText, doc: dict[str, Any], study: Study) -> None:
+    methods = get_registry().names("attack")
+    for i, raw in enumerate(as_list(doc.get("attacks", []))):
+        a = Table(text, "attacks", raw, i)
+        aname = a.name_value("name")
+        method = a.string("method", aname, normalize=canonical)
+        if method not in methods:
+            raise a.fail("method" if a.has("method") else "name", f"unknown attack {method!r}; known: {', '.join(methods)}")
+        params = {k: v for k, v in a.data.items() if k not in ("name", "method")}
+        _check_attack_params(a, method, params)
         study.attacks.append(AttackEntry(aname, method, params))
-    attack_names = [a.name for a in study.attacks]
 
-    for i, m in enumerate(_as_list(doc.get("matrices", []))):
-        _check_unknown(c, m, "matrices", {"name", "attack", "models", "limit", "split", "batch_size", "group_by"}, i)
+
+def _parse_matrices(text: StudyText, doc: dict[str, Any], study: Study) -> None:
+    allowed = {"name", "attack", "models", "limit", "split", "batch_size", "group_by"}
+    for i, raw in enumerate(as_list(doc.get("matrices", []))):
+        m = Table(text, "matrices", raw, i, allowed=allowed)
+        models = m.names_in("models", [x.name for x in study.models], "model", "all", allow_all=True)
+        if len(models) < 2:
+            raise m.fail("models", f"a matrix needs at least 2 models, got {len(models)}")
         study.matrices.append(MatrixEntry(
-            name=_get(c, m, "matrices", "name", str, index=i),
-            attack=names_in("matrices", _get(c, m, "matrices", "attack", str, index=i), i, "attack", attack_names, "attack")[0],
-            models=names_in("matrices", m.get("models", "all"), i, "models", model_names, "model"),
-            limit=_get(c, m, "matrices", "limit", int, None, index=i),
-            split=_get(c, m, "matrices", "split", str, "test", index=i),
-            batch_size=_get(c, m, "matrices", "batch_size", int, 256, index=i),
-            group_by=tuple(_as_list(m.get("group_by", []))),
+            name=m.name_value("name"),
+            attack=m.names_in("attack", [a.name for a in study.attacks], "attack")[0],
+            models=models,
+            limit=m.integer("limit", None, minimum=1),
+            split=m.string("split", "test", choices=SPLITS),
+            batch_size=m.integer("batch_size", 256, minimum=1),
+            group_by=m.names_in("group_by", GROUP_FIELDS, "group_by field", []) if m.has("group_by") else (),
         ))
-    matrix_names = [m.name for m in study.matrices]
 
-    for i, e in enumerate(_as_list(doc.get("ensembles", []))):
-        _check_unknown(c, e, "ensembles", {"name", "matrix", "size", "require", "candidates", "tie_break"}, i)
-        size = _get(c, e, "ensembles", "size", int, index=i)
+
+def _parse_ensembles(text: StudyText, doc: dict[str, Any], study: Study) -> None:
+    from trendcli.ensemble.vote import TIE_BREAKS
+
+    for i, raw in enumerate(as_list(doc.get("ensembles", []))):
+        e = Table(text, "ensembles", raw, i, allowed={"name", "matrix", "size", "require", "candidates", "tie_break"})
+        matrix = e.names_in("matrix", [m.name for m in study.matrices], "matrix")[0]
+        in_matrix = list(next(m for m in study.matrices if m.name == matrix).models)
+        require = e.names_in("require", in_matrix, f"model of matrix {matrix!r}", [])
+        candidates = e.names_in("candidates", in_matrix, f"model of matrix {matrix!r}", [])
+        size = e.integer("size")
         if size < 2:
-            raise c.fail("ensembles", "size", f"an ensemble needs at least 2 members, got {size}", i)
+            raise e.fail("size", f"an ensemble needs at least 2 members, got {size}")
+        pool = len(candidates) if candidates else len(in_matrix)
+        if size > pool:
+            raise e.fail("size", f"size {size} exceeds the {pool} candidate models of matrix {matrix!r}")
+        if len(require) > size:
+            raise e.fail("require", f"{len(require)} required models do not fit an ensemble of size {size}")
         study.ensembles.append(EnsembleEntry(
-            name=_get(c, e, "ensembles", "name", str, index=i),
-            matrix=names_in("ensembles", _get(c, e, "ensembles", "matrix", str, index=i), i, "matrix", matrix_names, "matrix")[0],
-            size=size,
-            require=names_in("ensembles", e.get("require", []), i, "require", model_names, "model"),
-            candidates=names_in("ensembles", e.get("candidates", []), i, "candidates", model_names, "model"),
-            tie_break=_get(c, e, "ensembles", "tie_break", str, "first", index=i),
+            name=e.name_value("name"), matrix=matrix, size=size, require=require, candidates=candidates,
+            tie_break=e.string("tie_break", "paper", choices=TIE_BREAKS),
         ))
-    ensemble_names = [e.name for e in study.ensembles]
 
-    for i, ev in enumerate(_as_list(doc.get("evaluations", []))):
-        known_keys = {"name", "ensemble", "attacks", "eps", "limit", "transfer_from", "per_image", "alpha", "steps", "random_start", "seed"}
-        _check_unknown(c, ev, "evaluations", known_keys, i)
-        eps = _as_list(_get(c, ev, "evaluations", "eps", (list, float, int), index=i))
-        if not eps or any(not isinstance(x, (int, float)) or not 0 < x <= 1 for x in eps):
-            raise c.fail("evaluations", "eps", f"expected numbers in (0, 1], got {eps!r}", i)
-        tf = ev.get("transfer_from")
+
+def _parse_evaluations(text: StudyText, doc: dict[str, Any], study: Study) -> None:
+    rules = get_registry().names("direction rule")
+    for i, raw in enumerate(as_list(doc.get("evaluations", []))):
+        ev = Table(text, "evaluations", raw, i, allowed=EVAL_KEYS)
+        attacks = tuple(canonical(a) if isinstance(a, str) else a for a in as_list(ev.data.get("attacks", ["agd", "ugd", "dag", "empir"])))
+        for a in attacks:
+            if a not in rules:
+                raise ev.fail("attacks", f"unknown ensemble attack rule {a!r}; known: {', '.join(rules)}")
+        if not ev.has("eps"):
+            raise ev.fail(None, "missing required key 'eps'")
+        eps = as_list(ev.data["eps"])
+        if not eps or any(isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x <= 1 for x in eps):
+            raise ev.fail("eps", f"expected numbers in (0, 1], got {eps!r}")
+        params = {}
+        if ev.has("alpha"):
+            params["alpha"] = ev.number("alpha", low=0, low_open=True)
+        if ev.has("steps"):
+            params["steps"] = ev.integer("steps", minimum=1)
+        if ev.has("random_start"):
+            params["random_start"] = ev.boolean("random_start")
+        if ev.has("seed"):
+            params["seed"] = ev.integer("seed", minimum=0)
+        tf = ev.names_in("transfer_from", [m.name for m in study.models], "model") if ev.has("transfer_from") else None
         study.evaluations.append(EvaluationEntry(
-            name=_get(c, ev, "evaluations", "name", str, index=i),
-            ensemble=names_in("evaluations", _get(c, ev, "evaluations", "ensemble", str, index=i), i, "ensemble", ensemble_names, "ensemble")[0],
-            attacks=tuple(canonical(a) for a in _as_list(ev.get("attacks", ["agd", "ugd", "dag", "empir"]))),
-            eps=tuple(float(x) for x in eps),
-            limit=_get(c, ev, "evaluations", "limit", int, None, index=i),
-            params={k: ev[k] for k in ("alpha", "steps", "random_start", "seed") if k in ev},
-            transfer_from=names_in("evaluations", tf, i, "transfer_from", model_names, "model")[0] if tf else None,
-            per_image=bool(ev.get("per_image", False)),
+            name=ev.name_value("name"),
+            ensemble=ev.names_in("ensemble", [e.name for e in study.ensembles], "ensemble")[0],
+            attacks=attacks, eps=tuple(float(x) for x in eps), limit=ev.integer("limit", None, minimum=1),
+            params=params, transfer_from=tf[0] if tf else None, per_image=ev.boolean("per_image", False),
         ))
 
-    for i, ex in enumerate(_as_list(doc.get("exports", []))):
-        _check_unknown(c, ex, "exports", {"name", "ensemble", "tie_break", "opset", "infer_limit"}, i)
+
+def _parse_exports(text: StudyText, doc: dict[str, Any], study: Study) -> None:
+    from trendcli.ensemble.vote import TIE_BREAKS
+
+    min_opset, max_opset = 13, 20  # trendcli.deploy.export.MIN_OPSET / MAX_OPSET (checked by a test)
+    for i, raw in enumerate(as_list(doc.get("exports", []))):
+        ex = Table(text, "exports", raw, i, allowed={"name", "ensemble", "tie_break", "opset", "infer_limit"})
         study.exports.append(ExportEntry(
-            name=_get(c, ex, "exports", "name", str, index=i),
-            ensemble=names_in("exports", _get(c, ex, "exports", "ensemble", str, index=i), i, "ensemble", ensemble_names, "ensemble")[0],
-            tie_break=_get(c, ex, "exports", "tie_break", str, "first", index=i),
-            opset=_get(c, ex, "exports", "opset", int, None, index=i),
-            infer_limit=_get(c, ex, "exports", "infer_limit", int, None, index=i),
+            name=ex.name_value("name"),
+            ensemble=ex.names_in("ensemble", [e.name for e in study.ensembles], "ensemble")[0],
+            tie_break=ex.string("tie_break", "first", choices=TIE_BREAKS),
+            opset=ex.integer("opset", None, minimum=min_opset, maximum=max_opset),
+            infer_limit=ex.integer("infer_limit", None, minimum=1),
         ))
+
+
+def _check_unique(text: StudyText, study: Study) -> None:
     for table, entries in (("attacks", study.attacks), ("matrices", study.matrices), ("ensembles", study.ensembles),
                            ("evaluations", study.evaluations), ("exports", study.exports)):
         names = [e.name for e in entries]
         dup = next((n for n in names if names.count(n) > 1), None)
         if dup:
-            raise c.fail(table, "name", f"name {dup!r} is used twice", names.index(dup))
+            raise text.fail(table, "name", f"name {dup!r} is used twice", names.index(dup))
+
+
+def load_study(path: Path | str, run_dir: Path | str | None = None) -> Study:
+    """Read and validate a whole study file; nothing runs before every table has passed.
+
+    Relative ``run_dir``, ``store`` and ``data_dir`` resolve against the study file's directory;
+    an explicit ``run_dir`` argument (the CLI's ``--run-dir``) against the working directory.
+    """
+    path = Path(path)
+    raw, doc = _read(path)
+    text = StudyText(path, raw)
+    study = _parse_study_table(text, doc, path, run_dir)
+    _parse_models(text, doc, study)
+    _parse_attacks(text, doc, study)
+    _parse_matrices(text, doc, study)
+    _parse_ensembles(text, doc, study)
+    _parse_evaluations(text, doc, study)
+    _parse_exports(text, doc, study)
+    _check_unique(text, study)
     return study

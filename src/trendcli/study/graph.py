@@ -32,6 +32,12 @@ class Task:
         return asdict(self)
 
 
+#: Task arguments that choose where a task runs and reads, not what it computes: they stay out of
+#: the key. The memory layout is keyed: it changes float rounding, so it is part of every
+#: adversarial set's key too (trendcli.attacks.base.MEMORY_FORMATS).
+NOT_KEYED = ("device", "store", "data_dir")
+
+
 def _key(stage: str, args: dict[str, Any], dep_keys: list[str]) -> str:
     blob = json.dumps({"stage": stage, "args": args, "deps": dep_keys}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -48,11 +54,12 @@ def build_tasks(study: Study, cpus: int = 1, gpus: float = 0.0) -> list[Task]:
     def add(stage: str, name: str, args: dict[str, Any], deps: list[str], outputs: list[str]) -> str:
         tid = f"{stage}:{name}"
         task = Task(tid, stage, args, deps, outputs, cpus=cpus, gpus=gpus)
-        task.key = _key(stage, {k: v for k, v in args.items() if k not in ("device", "store", "data_dir")}, [tasks[d].key for d in deps])
+        task.key = _key(stage, {k: v for k, v in args.items() if k not in NOT_KEYED}, [tasks[d].key for d in deps])
         tasks[tid] = task
         return tid
 
     common = {"device": study.device, "data_dir": str(study.data_dir) if study.data_dir else None, "store": str(study.store)}
+    attacking = {**common, "layout": study.layout}
     for m in study.models:
         add("train", m.name, {**common, "dataset": study.dataset, "config": m.config, "out": model_dir(m.name)}, [], [model_dir(m.name)])
 
@@ -64,10 +71,10 @@ def build_tasks(study: Study, cpus: int = 1, gpus: float = 0.0) -> list[Task]:
             aname = f"{mx.attack}@{mname}" + (f"[{mx.split}:{mx.limit}]" if mx.limit else f"[{mx.split}]")
             tid = f"attack:{aname}"
             if tid not in tasks:
-                add("attack", aname, {**common, "model": model_dir(mname), "method": atk.method, "params": atk.params,
+                add("attack", aname, {**attacking, "model": model_dir(mname), "method": atk.method, "params": atk.params,
                                       "split": mx.split, "limit": mx.limit, "batch_size": mx.batch_size}, [f"train:{mname}"], [])
             attack_ids.append(tid)
-        add("matrix", mx.name, {**common, "models": [model_dir(n) for n in mx.models], "method": atk.method, "params": atk.params,
+        add("matrix", mx.name, {**attacking, "models": [model_dir(n) for n in mx.models], "method": atk.method, "params": atk.params,
                                 "split": mx.split, "limit": mx.limit, "batch_size": mx.batch_size, "group_by": list(mx.group_by),
                                 "out": f"matrices/{mx.name}"},
             [f"train:{n}" for n in mx.models] + attack_ids, [f"matrices/{mx.name}.json"])
@@ -80,7 +87,7 @@ def build_tasks(study: Study, cpus: int = 1, gpus: float = 0.0) -> list[Task]:
 
     for ev in study.evaluations:
         deps = [f"design:{ev.ensemble}"] + ([f"train:{ev.transfer_from}"] if ev.transfer_from else [])
-        add("evaluate", ev.name, {**common, "ensemble": f"ensembles/{ev.ensemble}.json", "attacks": list(ev.attacks),
+        add("evaluate", ev.name, {**attacking, "ensemble": f"ensembles/{ev.ensemble}.json", "attacks": list(ev.attacks),
                                   "eps": list(ev.eps), "limit": ev.limit, "params": ev.params, "per_image": ev.per_image,
                                   "transfer_from": model_dir(ev.transfer_from) if ev.transfer_from else None,
                                   "out": f"evaluations/{ev.name}"},

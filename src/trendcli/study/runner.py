@@ -15,6 +15,8 @@ from trendcli.study.config import STAGES, Study
 from trendcli.study.graph import Task, build_tasks, is_done, marker_path
 
 EXECUTORS = ("local", "ray")
+#: Times Ray reruns a task whose worker process (or node) died, before the study reports it.
+RAY_MAX_RETRIES = 2
 
 
 @dataclass
@@ -38,9 +40,7 @@ class StudyResult:
         return path if path.exists() else None
 
 
-def execute_task(
-    task: dict[str, Any], run_dir: str, threads: int | None = None, layout: str = "auto", progress: Progress | None = None
-) -> dict[str, Any]:
+def execute_task(task: dict[str, Any], run_dir: str, threads: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Run one task (in this process or a Ray worker) and write its marker. Returns the record."""
     import torch
 
@@ -48,7 +48,6 @@ def execute_task(
 
     if threads:
         torch.set_num_threads(threads)
-    os.environ["TREND_LAYOUT"] = layout  # every attack of the task uses the study's layout
     start = time.perf_counter()
     summary = run_stage(task["stage"], task["args"], Path(run_dir), progress or NullProgress())
     record = {"id": task["id"], "key": task["key"], "seconds": round(time.perf_counter() - start, 2), "summary": summary,
@@ -97,19 +96,26 @@ def run_study(
     if executor == "local":
         for t in todo:
             progress.log(f"[{t.stage}] {t.id.split(':', 1)[1]}")
-            record = execute_task(t.to_dict(), str(run_dir), threads, study.layout, progress)
+            record = execute_task(t.to_dict(), str(run_dir), threads, progress)
             result.tasks.append({"id": t.id, "status": "ran", "seconds": record["seconds"]})
             progress.advance(overall)
     else:
-        for record in _run_on_ray(todo, done, run_dir, threads, study.layout, address, progress, overall):
+        for record in _run_on_ray(todo, done, run_dir, threads, address, progress, overall):
             result.tasks.append({"id": record["id"], "status": "ran", "seconds": record["seconds"]})
     progress.done(overall)
     write_json_atomic(run_dir / "last_run.json", {"executor": executor, "tasks": result.tasks})
     return result
 
 
-def _run_on_ray(todo: list[Task], done: set[str], run_dir: Path, threads: int, layout: str, address: str | None, progress: Progress, overall: Any):
-    """Submit each task as a Ray task once its dependencies finished; yield records as they end."""
+def _run_on_ray(todo: list[Task], done: set[str], run_dir: Path, threads: int, address: str | None, progress: Progress,
+                overall: Any):
+    """Submit each task as a Ray task once its dependencies finished; yield records as they end.
+
+    A task whose worker process or node dies is retried by Ray (``RAY_MAX_RETRIES`` times); one
+    that still fails, or raises, is never recorded as done: its marker is written only by a
+    task that finished. After a failure nothing new is submitted, the tasks already running are
+    waited for (their markers make a rerun resume there), and StudyError names what failed.
+    """
     try:
         import ray
     except ImportError:
@@ -122,17 +128,28 @@ def _run_on_ray(todo: list[Task], done: set[str], run_dir: Path, threads: int, l
     finished = set(done)
     pending: dict[Any, Task] = {}
     waiting = list(todo)
+    failed: list[str] = []
     try:
-        while waiting or pending:
-            for t in [t for t in waiting if all(d in finished for d in t.deps)]:
+        while (waiting and not failed) or pending:
+            for t in [t for t in waiting if not failed and all(d in finished for d in t.deps)]:
                 waiting.remove(t)
-                ref = remote.options(num_cpus=t.cpus, num_gpus=t.gpus, name=t.id).remote(t.to_dict(), str(run_dir.resolve()), t.cpus, layout)
+                ref = remote.options(num_cpus=t.cpus, num_gpus=t.gpus, name=t.id, max_retries=RAY_MAX_RETRIES,
+                                     retry_exceptions=False).remote(t.to_dict(), str(run_dir.resolve()), t.cpus)
                 pending[ref] = t
             if not pending:
                 raise StudyError(f"tasks wait on unfinished dependencies: {', '.join(t.id for t in waiting[:4])}")
             ready, _ = ray.wait(list(pending), num_returns=1)
             task = pending.pop(ready[0])
-            record = ray.get(ready[0])
+            try:
+                record = ray.get(ready[0])
+            except ray.exceptions.RayTaskError as exc:  # the stage raised: an instance of its own error too
+                if not pending and not failed:
+                    raise
+                failed.append(f"{task.id} ({type(exc.cause).__name__}: {exc.cause})")
+                continue
+            except ray.exceptions.RayError as exc:  # the worker process or its node died, past the retries
+                failed.append(f"{task.id} (its Ray worker died {RAY_MAX_RETRIES + 1} times: {type(exc).__name__})")
+                continue
             finished.add(task.id)
             progress.log(f"[{task.stage}] {task.id.split(':', 1)[1]} (ray, {record['seconds']:.1f} s)")
             progress.advance(overall)
@@ -140,3 +157,6 @@ def _run_on_ray(todo: list[Task], done: set[str], run_dir: Path, threads: int, l
     finally:
         if started_here:
             ray.shutdown()
+    if failed:
+        raise StudyError(f"{len(failed)} task(s) failed on Ray and were not recorded as done: {'; '.join(failed)}; "
+                         f"{len(waiting)} task(s) not started; fix the cause and rerun to resume")

@@ -1,4 +1,6 @@
-"""The body of each study task: one call into the library, paths resolved against the run dir."""
+"""The body of each study task: one call into the library's stage function, paths resolved against
+the run directory. The same functions back `trend matrix`, `trend design` and `trend export-ensemble`,
+so a study and the plain commands write the same files."""
 
 from __future__ import annotations
 
@@ -6,10 +8,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from trendcli.progress import Progress
-
-
-def _p(run_dir: Path, rel: str | None) -> Path | None:
-    return None if rel is None else (run_dir / rel)
 
 
 def _data_dir(args: dict[str, Any]) -> Path | None:
@@ -30,48 +28,41 @@ def attack_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dic
     result = attack(
         str(run_dir / args["model"]), args["method"], args["params"], split=args["split"], limit=args["limit"],
         batch_size=args["batch_size"], device=args["device"], store=args["store"], data_dir=_data_dir(args),
-        layout=args.get("layout", "auto"), progress=progress,
+        layout=args["layout"], progress=progress,
     )
     return {k: v for k, v in result.summary().items() if k in ("key", "cached", "clean_accuracy", "success_rate", "seconds")}
 
 
 def matrix_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dict[str, Any]:
-    from trendcli.transfer.matrix import compute_matrix
+    from trendcli.transfer.matrix import run_matrix
 
-    out = run_dir / args["out"]
-    json_path = out.with_suffix(".json")
-    previous = json_path if json_path.exists() else None
-    mx = compute_matrix(
-        [str(run_dir / m) for m in args["models"]], args["method"], args["params"], split=args["split"],
-        limit=args["limit"], batch_size=args["batch_size"], device=args["device"], store=args["store"],
-        data_dir=_data_dir(args), previous=previous, progress=progress,
+    run = run_matrix(
+        [str(run_dir / m) for m in args["models"]], run_dir / args["out"], args["method"], args["params"],
+        split=args["split"], limit=args["limit"], batch_size=args["batch_size"], device=args["device"],
+        store=args["store"], data_dir=_data_dir(args), layout=args["layout"], group_by=args.get("group_by") or None,
+        progress=progress,
     )
-    mx.save(json_path)
-    mx.write_csv(out.with_suffix(".csv"))
-    mx.plot(out.with_suffix(".png"))
-    if args.get("group_by"):
-        from trendcli.fsio import write_json_atomic
+    return {"models": len(run.matrix.names), "cached": run.matrix.cached}
 
-        write_json_atomic(out.with_name(out.name + ".groups.json"), mx.groups_dict(args["group_by"]))
-    return {"models": len(mx.names), "cached": mx.cached}
+
+def _matrix_names(matrix_path: Path, run_dir: Path, dirs: list[str]) -> list[str]:
+    """The matrix's names of the study's model directories (``models/<name>``)."""
+    from trendcli.transfer.matrix import TransferMatrix
+
+    mx = TransferMatrix.load(matrix_path)
+    name_of = {Path(d).resolve(): n for n, d in zip(mx.names, mx.model_dirs) if d}
+    return [name_of[(run_dir / d).resolve()] for d in dirs]
 
 
 def design_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dict[str, Any]:
-    from trendcli.ensemble.selection import design_from_matrix, ensemble_from_design
-
-    from trendcli.transfer.matrix import TransferMatrix
+    from trendcli.ensemble.selection import run_design
 
     matrix_path = run_dir / args["matrix"]
-    mx = TransferMatrix.load(matrix_path)
-    name_of = {Path(d).resolve(): n for n, d in zip(mx.names, mx.model_dirs)}
-
-    def names(dirs: list[str]) -> list[str]:
-        return [name_of[(run_dir / d).resolve()] for d in dirs]
-
-    result = design_from_matrix(matrix_path, args["size"], require=names(args["require"]), candidates=names(args["candidates"]) or None)
-    ens = ensemble_from_design(result, tie_break=args["tie_break"])
-    ens.save(run_dir / args["out"])
-    best = result.candidates[0]
+    run = run_design(
+        matrix_path, args["size"], run_dir / args["out"], _matrix_names(matrix_path, run_dir, args["require"]),
+        _matrix_names(matrix_path, run_dir, args["candidates"]) or None, tie_break=args["tie_break"],
+    )
+    best = run.result.candidates[0]
     return {"members": list(best.members), "score": best.score}
 
 
@@ -83,6 +74,7 @@ def evaluate_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> d
         attacks=tuple(args["attacks"]), eps=tuple(args["eps"]), limit=args["limit"],
         transfer_from=str(run_dir / args["transfer_from"]) if args.get("transfer_from") else None,
         per_image=args.get("per_image"), device=args["device"], store=args["store"], data_dir=args.get("data_dir"),
+        layout=args.get("layout", "auto"),
         **{k: params[k] for k in ("alpha", "steps", "random_start", "seed") if k in params},
     )
     ev = evaluate(run_dir / args["ensemble"], cfg, out_dir=run_dir / args["out"], progress=progress)
@@ -90,18 +82,14 @@ def evaluate_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> d
 
 
 def export_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dict[str, Any]:
-    from trendcli.deploy.export import export_ensemble
-    from trendcli.fsio import write_json_atomic
-    from trendcli.deploy.runtime import OnnxEnsemble, run_dataset
+    from trendcli.deploy.export import run_export
 
-    out = run_dir / args["out"]
-    kwargs = {"opset": args["opset"]} if args.get("opset") else {}
-    export_ensemble(run_dir / args["ensemble"], out, tie_break=args["tie_break"], **kwargs)
-    onnx_ens = OnnxEnsemble(out, provider="cpu")
-    run = run_dataset(onnx_ens, args["dataset"], limit=args.get("infer_limit"), data_dir=_data_dir(args), progress=progress)
-    summary = run.summary()
-    write_json_atomic(out.with_suffix(".infer.json"), summary)
-    return {"accuracy": summary.get("accuracy")}
+    run = run_export(
+        run_dir / args["ensemble"], run_dir / args["out"], tie_break=args["tie_break"], dataset=args["dataset"],
+        infer_limit=args.get("infer_limit"), data_dir=_data_dir(args), progress=progress,
+        **({"opset": args["opset"]} if args.get("opset") else {}),
+    )
+    return {"accuracy": run.check.get("accuracy")}
 
 
 def report_stage(args: dict[str, Any], run_dir: Path, progress: Progress) -> dict[str, Any]:

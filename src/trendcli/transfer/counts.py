@@ -22,8 +22,10 @@ __all__ = [
     "figure_normalization",
     "group_stats",
     "pair_counts",
+    "per_image_arrays",
     "safe_ratio",
     "symmetrize",
+    "tm_bootstrap",
     "tm_from_counts",
     "transfer_counts",
 ]
@@ -191,7 +193,10 @@ def figure_normalization(n_t: np.ndarray, groups: Sequence[Hashable] | None = No
 class GroupStats:
     """Mean and std over the ordered model pairs of each (source group, target group).
 
-    Arrays are [G, G]; std uses ddof = 1, as the authors' torch ``.std()`` (NaN with one pair).
+    Arrays are [G, G]. ``ddof`` 0 (the default) divides by the number of pairs, as the
+    authors' table II does; ddof 1 is the sample std (NaN with one pair). ``tm_pooled`` is
+    sum N_t / sum N_g over the pairs, ``tm_interval`` [G, G, 2] its Wilson 95 % interval
+    (docs/method.md, "Seed statistics").
     """
 
     groups: list[Hashable]
@@ -203,24 +208,32 @@ class GroupStats:
     n_t_std: np.ndarray
     tm_mean: np.ndarray
     tm_std: np.ndarray
+    tm_pooled: np.ndarray | None = None
+    tm_interval: np.ndarray | None = None
+    ddof: int = 0
 
 
-def _mean_std(values: np.ndarray) -> tuple[float, float]:
+def _mean_std(values: np.ndarray, ddof: int = 0) -> tuple[float, float]:
     values = values[~np.isnan(values)]
     if len(values) == 0:
         return float("nan"), float("nan")
-    std = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+    std = float(values.std(ddof=ddof)) if len(values) > ddof else float("nan")
     return float(values.mean()), std
 
 
-def group_stats(n_g: np.ndarray, n_t: np.ndarray, tm: np.ndarray, groups: Sequence[Hashable]) -> GroupStats:
+def group_stats(n_g: np.ndarray, n_t: np.ndarray, tm: np.ndarray, groups: Sequence[Hashable],
+                ddof: int = 0) -> GroupStats:
     """Seed statistics (table II): mean +- std of N_g, N_t and TM over ordered pairs.
 
     For a group with itself: each member as source against every other member as target
     (10 seeds -> 90 pairs; docs/method.md eq. 1, "Seed statistics"). Between two groups: every
     source of one against every target of the other (the authors' table III). Undefined TM
-    values are skipped.
+    values are skipped. ``ddof``: 0 = the authors' std (divide by the number of pairs), 1 = sample.
     """
+    from trendcli.stats import wilson_interval
+
+    if ddof not in (0, 1):
+        raise UsageError(f"ddof must be 0 (the authors' std) or 1 (sample std), got {ddof}")
     n_g, n_t, tm = (np.asarray(a, dtype=np.float64) for a in (n_g, n_t, tm))
     if not (n_g.shape == n_t.shape == tm.shape) or n_g.ndim != 2 or n_g.shape[0] != n_g.shape[1]:
         raise UsageError(f"group statistics need square matrices of one shape, got {n_g.shape}, {n_t.shape}, {tm.shape}")
@@ -230,13 +243,74 @@ def group_stats(n_g: np.ndarray, n_t: np.ndarray, tm: np.ndarray, groups: Sequen
     k = len(keys)
     arrays = {name: np.full((k, k), np.nan) for name in ("n_g_mean", "n_g_std", "n_t_mean", "n_t_std", "tm_mean", "tm_std")}
     pairs = np.zeros((k, k), dtype=np.int64)
+    pooled = np.full((k, k), np.nan)
+    interval = np.full((k, k, 2), np.nan)
     for a in range(k):
         for b in range(k):
             mask = _pair_mask(idx, a, b)
             pairs[a, b] = int(mask.sum())
             for name, values in (("n_g", n_g), ("n_t", n_t), ("tm", tm)):
-                mean, std = _mean_std(values[mask])
+                mean, std = _mean_std(values[mask], ddof)
                 arrays[f"{name}_mean"][a, b] = mean
                 arrays[f"{name}_std"][a, b] = std
+            sum_g, sum_t = int(n_g[mask].sum()), int(n_t[mask].sum())
+            if sum_g > 0:
+                pooled[a, b] = sum_t / sum_g
+                interval[a, b] = wilson_interval(sum_t, sum_g)
     members = [np.flatnonzero(idx == a).tolist() for a in range(k)]
-    return GroupStats(groups=keys, members=members, pairs=pairs, **arrays)
+    return GroupStats(groups=keys, members=members, pairs=pairs, **arrays, tm_pooled=pooled, tm_interval=interval,
+                      ddof=ddof)
+
+
+def tm_bootstrap(clean_ok: np.ndarray, adv_ok: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """TM matrices [B, k, k] recomputed on bootstrap resamples of the images.
+
+    ``clean_ok`` [k, N]: each model's per-image clean correctness; ``adv_ok`` [k, k, N]:
+    adv_ok[s, t] = target t correct on source s's adversarial image (adv_ok[s, s]: the source
+    itself); ``weights`` [B, N] from trendcli.stats.bootstrap_weights. Per replicate, N_g and
+    N_t of eq. 1 are weighted sums over images; TM = N_t / N_g (NaN where N_g = 0). Rows
+    whose outcomes are missing may be NaN-free False: mask them out before.
+    """
+    clean_ok = np.asarray(clean_ok, dtype=bool)
+    adv_ok = np.asarray(adv_ok, dtype=bool)
+    k, n = clean_ok.shape
+    if adv_ok.shape != (k, k, n) or np.shape(weights)[-1] != n:
+        raise UsageError(f"per-image outcomes must be [k, N] and [k, k, N] with one weight per image, got "
+                         f"{clean_ok.shape}, {adv_ok.shape}, {np.shape(weights)}")
+    fooled = ~adv_ok[np.arange(k), np.arange(k)]  # [k, N]: the source's own attack succeeded
+    generated = clean_ok[:, None, :] & clean_ok[None, :, :] & fooled[:, None, :]
+    transferred = generated & ~adv_ok
+    w = np.asarray(weights, dtype=np.float64)
+    n_g = w @ generated.reshape(k * k, n).T.astype(np.float64)
+    n_t = w @ transferred.reshape(k * k, n).T.astype(np.float64)
+    return safe_ratio(n_t, n_g).reshape(-1, k, k)
+
+
+def per_image_arrays(names: Sequence[str], per_image: dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(clean_ok [k, N], adv_ok [k, k, N], known [k, k]) from a matrix's ``per_image`` record.
+
+    ``per_image``: ``{"clean_ok": {model: bits}, "adv_ok": {source: {target: bits}}}``
+    (trendcli.stats.encode_bits strings). ``known[s, t]`` is False where the pair's outcomes (or
+    the source's own) are missing; those adv_ok rows are all True (nothing counted). None when
+    a model's clean outcomes are missing.
+    """
+    from trendcli.stats import decode_bits
+
+    clean = (per_image or {}).get("clean_ok") or {}
+    adv = (per_image or {}).get("adv_ok") or {}
+    if not clean or not all(n in clean for n in names):
+        return None
+    c = np.stack([decode_bits(clean[n]) for n in names])
+    k, n = c.shape
+    a = np.ones((k, k, n), dtype=bool)
+    known = np.zeros((k, k), dtype=bool)
+    for s, src in enumerate(names):
+        row = adv.get(src) or {}
+        if row.get(src) is None or len(row[src]) != n:
+            continue
+        for t, tgt in enumerate(names):
+            bits = row.get(tgt)
+            if bits is not None and len(bits) == n:
+                a[s, t] = decode_bits(bits)
+                known[s, t] = True
+    return c, a, known

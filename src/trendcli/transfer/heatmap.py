@@ -37,14 +37,17 @@ def _cell_text(value: float, fmt: str) -> str:
     return "n/a" if not np.isfinite(value) else format(value, fmt)
 
 
-def _draw(ax, values: np.ndarray, cmap, vmin: float, vmax: float, fmt: str, fontsize: float):
-    """One block of cells: colours, grey for undefined, the value written in each cell."""
+def _draw(ax, values: np.ndarray, cmap, vmin: float, vmax: float, fmt: str, fontsize: float,
+          marked: np.ndarray | None = None):
+    """One block of cells: colours, grey for undefined, the value written in each cell (with a
+    ``*`` where ``marked``)."""
     masked = np.ma.masked_invalid(values)
     image = ax.imshow(masked, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
     span = (vmax - vmin) or 1.0
     for (i, j), v in np.ndenumerate(values):
         dark = np.isfinite(v) and (v - vmin) / span > 0.6
-        ax.text(j, i, _cell_text(v, fmt), ha="center", va="center", fontsize=fontsize,
+        star = "*" if marked is not None and marked[i, j] else ""
+        ax.text(j, i, _cell_text(v, fmt) + star, ha="center", va="center", fontsize=fontsize,
                 color="white" if dark else ("#555555" if not np.isfinite(v) else "black"))
     ax.set_xticks(np.arange(values.shape[1] + 1) - 0.5, minor=True)
     ax.set_yticks(np.arange(values.shape[0] + 1) - 0.5, minor=True)
@@ -68,8 +71,14 @@ def plot_heatmap(
     vmax: float | None = None,
     colorbar_label: str = "TM(source -> target)",
     dpi: int = 150,
+    marked: np.ndarray | None = None,
+    marked_note: str | None = None,
 ) -> Path:
-    """Write a PNG heatmap of ``values`` [S, T] (NaN = undefined) with averages beside it."""
+    """Write a PNG heatmap of ``values`` [S, T] (NaN = undefined) with averages beside it.
+
+    ``marked`` (bool [S, T]): cells written with a ``*`` (e.g. a 95 % interval wider than a
+    threshold); ``marked_note`` is added to the title to say what the ``*`` means.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -81,6 +90,12 @@ def plot_heatmap(
     s, t = values.shape
     if len(row_labels) != s or len(col_labels) != t:
         raise ValueError(f"{len(row_labels)} row / {len(col_labels)} column labels for a {s}x{t} matrix")
+    if marked is not None:
+        marked = np.asarray(marked, dtype=bool)
+        if marked.shape != values.shape:
+            raise ValueError(f"marked must have the matrix's shape {values.shape}, got {marked.shape}")
+        if marked_note and marked.any():
+            title = f"{title}; {marked_note}" if title else marked_note
     finite = values[np.isfinite(values)]
     if vmax is None:
         vmax = max(1.0, float(finite.max())) if finite.size else 1.0
@@ -101,7 +116,7 @@ def plot_heatmap(
         top=1 - top_room / height,
     )
     ax = fig.add_subplot(grid[0, 0])
-    image = _draw(ax, values, colours, vmin, vmax, fmt, fontsize)
+    image = _draw(ax, values, colours, vmin, vmax, fmt, fontsize, marked)
     ax.tick_params(axis="x", bottom=False, labelbottom=False)
     ax.set_yticks(range(s), labels=row_labels, fontsize=fontsize + 1)
     ax.set_ylabel("source")

@@ -1,19 +1,14 @@
-"""Transferability matrices: every model's adversarial set (through the store), every other
-model evaluated on it, the counts of eq. 1 for every ordered pair.
+"""Transferability matrices: the TransferMatrix value and :func:`compute_matrix`, which
+attacks every model (through the store) and evaluates every other model on its set: the counts
+of eq. 1 for every ordered pair. :func:`run_matrix` is the matrix stage: compute, reusing a
+previous PREFIX.json, and write the stage's files; `trend matrix` and the study both call it.
 
-Each source's set is streamed from its .h5 file once, in chunks; every chunk goes through
-every target that still needs it, under ``torch.inference_mode()``.
-A matrix extends incrementally: pairs whose models (weights sha256 + spec) and evaluation
-settings (attack, parameters, split, limit, batch size) match a previous matrix are reused.
-
-Formulas: docs/method.md, "Transferability metric (eq. 1)"; counting lives in
-transfer.py.
+Streaming lives in trendcli.transfer.streaming, reuse in trendcli.transfer.reuse, the files in
+trendcli.transfer.outputs. Formulas: docs/method.md, "Transferability metric (eq. 1)".
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import math
 import time
@@ -23,41 +18,25 @@ from pathlib import Path
 from typing import Any, Hashable, Iterable, Sequence
 
 import numpy as np
-import torch
 
 from trendcli.errors import TrendError, UsageError
-from trendcli.fsio import write_json_atomic
-from trendcli.zoo.model import TrendModel
 from trendcli.progress import NullProgress, Progress
-from trendcli.registry import canonical
-from trendcli.ensemble.members import unique_ids
-from trendcli.zoo.files import check_compatible, load_models
-from trendcli.transfer.counts import GroupStats, averages, figure_normalization, group_stats, pair_counts, symmetrize, tm_from_counts
+from trendcli.transfer import streaming
+from trendcli.transfer.counts import (GroupStats, averages, figure_normalization, group_stats, pair_counts,
+                                     per_image_arrays, symmetrize, tm_from_counts)
+from trendcli.transfer.reuse import Reused, attack_settings, previous_matrix_path, reuse_pairs
+from trendcli.stats import decode_bits, encode_bits, jsonable, rate_record, wilson_intervals
+from trendcli.zoo.model import TrendModel
 
-__all__ = ["SCHEMA", "NORMALIZATIONS", "TransferMatrix", "check_compatible", "compute_matrix", "evaluate_set", "load_models"]
+__all__ = ["SCHEMA", "NORMALIZATIONS", "MatrixRun", "TransferMatrix", "compute_matrix", "model_entry", "model_fields",
+           "run_matrix"]
 
 SCHEMA = "trendcli-matrix/1"
 NORMALIZATIONS = ("eq1", "figure")
 
 
-# -- models ------------------------------------------------------------------------------------
-
-
-def _unique_names(models: Sequence[TrendModel]) -> list[str]:
-    """Model ids; two models with one id get their directory name (or a counter) appended."""
-    ids = [m.name for m in models]
-    out = []
-    for i, (m, base) in enumerate(zip(models, ids)):
-        if ids.count(base) == 1:
-            out.append(base)
-            continue
-        path = m.meta.get("path")
-        out.append(f"{base}@{Path(path).name}" if path else f"{base}#{ids[: i + 1].count(base)}")
-    # same id and same directory name in two places: number the repeats
-    return unique_ids(out) if len(set(out)) != len(out) else out
-
-
-def _model_entry(model: TrendModel, name: str) -> dict[str, Any]:
+def model_entry(model: TrendModel, name: str) -> dict[str, Any]:
+    """A model as a matrix records it: name, id, path, weights hash, spec, training config."""
     meta = model.meta
     return {
         "name": name,
@@ -72,114 +51,8 @@ def _model_entry(model: TrendModel, name: str) -> dict[str, Any]:
 
 
 def model_fields(entry: dict[str, Any]) -> dict[str, Any]:
-    """The fields ``--group-by`` can use: the spec's, the training config's, id and name."""
+    """The fields ``group_by`` can use: the spec's, the training config's, id and name."""
     return {**entry.get("train", {}), **entry.get("spec", {}), "id": entry.get("id"), "name": entry.get("name")}
-
-
-def _identity(entry: dict[str, Any]) -> str:
-    """What makes two model entries the same model for reuse: weights and spec."""
-    return entry["weights_sha256"] + json.dumps(entry["spec"], sort_keys=True)
-
-
-# -- evaluation ----------------------------------------------------------------------------------
-
-
-def _normalize_params(params: dict[str, Any] | None) -> dict[str, Any]:
-    """Attack parameters as JSON values with sorted keys (a stable part of the reuse check)."""
-    out = {}
-    for key in sorted(params or {}):
-        value = params[key]
-        if isinstance(value, (np.generic,)):
-            value = value.item()
-        out[str(key)] = value
-    return json.loads(json.dumps(out))
-
-
-def _digest_indices(indices: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()
-
-
-@dataclass
-class SetEvaluation:
-    """Per-image correctness of each evaluated model on one adversarial set and its clean images."""
-
-    labels: np.ndarray
-    clean_ok: dict[int, np.ndarray]
-    adv_ok: dict[int, np.ndarray]
-    seconds: float
-
-
-@torch.inference_mode()
-def evaluate_set(
-    advset: Any,
-    models: dict[int, TrendModel],
-    data: Any,
-    batch_size: int | None,
-    clean_cache: dict[tuple[int, str], np.ndarray] | None = None,
-    progress: Progress | None = None,
-    description: str = "transfer",
-) -> SetEvaluation:
-    """Stream ``advset`` once in chunks of ``batch_size``; every chunk goes through every model.
-
-    ``batch_size`` None: the set's own chunk size (the batch it was attacked in). Clean
-    predictions are taken on the same indices and the same chunks, which matters for
-    per-minibatch input quantizers; ``clean_cache`` keyed by (model key, indices digest,
-    chunk) spares a second clean pass for a model already evaluated on those images.
-    """
-    progress = progress or NullProgress()
-    batch_size = int(batch_size or advset.chunk_size)
-    t0 = time.perf_counter()
-    indices = np.asarray(advset.indices, dtype=np.int64)
-    n = len(indices)
-    cache = clean_cache if clean_cache is not None else {}
-    digest = f"{_digest_indices(indices)}/{batch_size}"
-    need_clean = [k for k in models if (k, digest) not in cache]
-    labels = np.empty(n, dtype=np.int64)
-    adv_ok = {k: np.empty(n, dtype=bool) for k in models}
-    clean_ok = {k: np.empty(n, dtype=bool) for k in need_clean}
-    devices = {k: next(m.parameters()).device for k, m in models.items()}
-    for m in models.values():
-        m.eval()
-    handle = progress.task(description, total=max(1, math.ceil(n / batch_size)))
-    for start, stop, adv, y, idx in advset.iter_chunks(batch_size):
-        y = torch.as_tensor(y).long()
-        labels[start:stop] = y.numpy()
-        x_clean = None
-        if need_clean:
-            x_clean, y_data = data.batch(torch.as_tensor(np.asarray(idx), dtype=torch.long))
-            if not torch.equal(y_data.long().cpu(), y.cpu()):
-                raise TrendError(
-                    f"the labels stored in {getattr(advset, 'path', 'the adversarial set')} differ from the dataset's "
-                    "at the same indices; regenerate the set with --force"
-                )
-        for k, model in models.items():
-            dev = devices[k]
-            y_dev = y.to(dev)
-            adv_ok[k][start:stop] = (model(adv.to(dev, non_blocking=True)).argmax(1) == y_dev).cpu().numpy()
-            if k in clean_ok:
-                clean_ok[k][start:stop] = (model(x_clean.to(dev, non_blocking=True)).argmax(1) == y_dev).cpu().numpy()
-        progress.advance(handle)
-    progress.done(handle)
-    for k in need_clean:
-        cache[(k, digest)] = clean_ok[k]
-    return SetEvaluation(
-        labels=labels,
-        clean_ok={k: cache[(k, digest)] for k in models},
-        adv_ok=adv_ok,
-        seconds=time.perf_counter() - t0,
-    )
-
-
-def _load_data(dataset: str, split: str, data_dir: Path | None, split_seed: int, cache: dict) -> Any:
-    from trendcli.data import load_split
-
-    key = (canonical(dataset), split, str(data_dir), split_seed if split != "test" else 0)
-    if key not in cache:
-        cache[key] = load_split(dataset, split, data_dir, split_seed)[0]
-    return cache[key]
-
-
-# -- the matrix ------------------------------------------------------------------------------------
 
 
 def _none_if_nan(values: Any) -> Any:
@@ -188,14 +61,6 @@ def _none_if_nan(values: Any) -> Any:
     return [None if not math.isfinite(v) else float(v) for v in arr.ravel()] if arr.ndim == 1 else [
         _none_if_nan(row) for row in arr
     ]
-
-
-def _nan_if_none(values: Any) -> np.ndarray:
-    return np.array([[np.nan if v is None else v for v in row] for row in values], dtype=np.float64)
-
-
-def _fmt(value: float, fmt: str = ".4f") -> str:
-    return "n/a" if not math.isfinite(value) else format(value, fmt)
 
 
 @dataclass
@@ -214,6 +79,14 @@ class TransferMatrix:
     computed_pairs: int = 0
     reused_pairs: int = 0
     seconds: float = 0.0
+    #: (set, target) pairs that ran forward passes / were read from the prediction cache;
+    #: sets generated by an attack (not store hits).
+    evaluated: int = 0
+    read_from_cache: int = 0
+    attacked: int = 0
+    #: per-image outcomes as trendcli.stats.encode_bits strings: {"clean_ok": {model: bits},
+    #: "adv_ok": {source: {target: bits}}} (target correct on the source's adversarial images)
+    per_image: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.n_c, self.n_g, self.n_t = (np.asarray(a, dtype=np.int64) for a in (self.n_c, self.n_g, self.n_t))
@@ -249,6 +122,7 @@ class TransferMatrix:
         return averages(self.values(normalize), include_diagonal)
 
     def index(self, name: str) -> int:
+        """The row (and column) of model ``name``."""
         try:
             return self.names.index(name)
         except ValueError:
@@ -258,7 +132,7 @@ class TransferMatrix:
     def group_keys(self, fields: Sequence[str]) -> list[str]:
         """Each model's group label from ``fields`` (e.g. arch, input_quant, optimizer)."""
         if not fields:
-            raise UsageError("--group-by needs at least one field, e.g. arch,input_quant,optimizer")
+            raise UsageError("group_by needs at least one field, e.g. arch,input_quant,optimizer")
         known = set()
         keys = []
         for entry in self.models:
@@ -267,7 +141,7 @@ class TransferMatrix:
             missing = [f for f in fields if f not in values]
             if missing:
                 raise UsageError(
-                    f"unknown --group-by field {missing[0]!r}; known: {', '.join(sorted(k for k in known if k))}"
+                    f"unknown group_by field {missing[0]!r}; known: {', '.join(sorted(k for k in known if k))}"
                 )
             keys.append("/".join(str(values[f]) for f in fields))
         return keys
@@ -300,6 +174,7 @@ class TransferMatrix:
             "n_g": self.n_g.tolist(),
             "n_t": self.n_t.tolist(),
             "tm": _none_if_nan(self.tm),
+            "tm_interval": jsonable(wilson_intervals(self.n_t, self.n_g)),
             "tm_symmetric": _none_if_nan(self.symmetric()),
             "normalization": normalize,
             "averages": {
@@ -308,7 +183,10 @@ class TransferMatrix:
                 "row": dict(zip(self.names, _none_if_nan(rows))),
                 "column": dict(zip(self.names, _none_if_nan(cols))),
             },
-            "run": {"computed_pairs": self.computed_pairs, "reused_pairs": self.reused_pairs, "seconds": round(self.seconds, 3)},
+            "clean_accuracy_interval": self.clean_intervals(),
+            "per_image": self.per_image_record(),
+            "run": {"computed_pairs": self.computed_pairs, "reused_pairs": self.reused_pairs, "seconds": round(self.seconds, 3),
+                    "evaluated": self.evaluated, "read_from_cache": self.read_from_cache, "attacked": self.attacked},
         }
         if normalize == "figure":
             out["figure"] = _none_if_nan(values)
@@ -319,16 +197,49 @@ class TransferMatrix:
         out["versions"] = library_versions()
         return out
 
-    def groups_dict(self, fields: Sequence[str], normalize: str = "eq1") -> dict[str, Any]:
+    def clean_intervals(self) -> dict[str, Any]:
+        """Each model's clean accuracy as k of n with its Wilson 95 % interval (from the per-image
+        outcomes; from accuracy x n_images for a matrix without them)."""
+        out = {}
+        clean = self.per_image.get("clean_ok") or {}
+        n_images = self.attack.get("n_images")
+        for name, acc in self.clean_accuracy.items():
+            if name in clean:
+                ok = decode_bits(clean[name])
+                out[name] = rate_record(int(ok.sum()), int(ok.size))
+            elif isinstance(n_images, int) and n_images > 0 and math.isfinite(acc):
+                out[name] = rate_record(round(acc * n_images), n_images)
+            else:
+                out[name] = None
+        return out
+
+    def per_image_record(self) -> dict[str, Any] | None:
+        """The per-image outcomes as matrix JSON stores them (None when the matrix has none)."""
+        if not self.per_image:
+            return None
+        return {"encoding": "one character per evaluated image, in split order: 1 = correct, 0 = wrong",
+                "clean_ok": self.per_image.get("clean_ok", {}), "adv_ok": self.per_image.get("adv_ok", {})}
+
+    def outcome_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(clean_ok [k, N], adv_ok [k, k, N], known [k, k]) from the per-image outcomes, or None
+        without them (trendcli.transfer.counts.per_image_arrays)."""
+        return per_image_arrays(self.names, self.per_image)
+
+    def groups_dict(self, fields: Sequence[str], normalize: str = "eq1", ddof: int = 0) -> dict[str, Any]:
         """Seed statistics as JSON: per ordered group pair mean/std of N_g, N_t, TM and pair count."""
-        st = self.group_stats(fields)
+        st = group_stats(self.n_g, self.n_t, self.tm, self.group_keys(fields), ddof)
         keys = self.group_keys(fields)
         out: dict[str, Any] = {
             "fields": list(fields),
             "groups": st.groups,
             "members": {g: [self.names[i] for i in m] for g, m in zip(st.groups, st.members)},
             "pairs": st.pairs.tolist(),
-            "std": "sample (ddof=1), as the authors' torch .std()",
+            "std": ("population (ddof=0): divided by the number of pairs, as the authors' table II" if ddof == 0
+                    else "sample (ddof=1)"),
+            "ddof": ddof,
+            "tm_pooled": _none_if_nan(st.tm_pooled),
+            "tm_interval": jsonable(st.tm_interval),
+            "interval": "Wilson 95 % of sum N_t over sum N_g of the group's pairs",
         }
         for name in ("n_g_mean", "n_g_std", "n_t_mean", "n_t_std", "tm_mean", "tm_std"):
             out[name] = _none_if_nan(getattr(st, name))
@@ -338,10 +249,10 @@ class TransferMatrix:
 
     def save(self, path: Path | str, include_diagonal: bool = False, normalize: str = "eq1",
              group_by: Sequence[str] | None = None) -> Path:
-        """Write the matrix as JSON (atomically)."""
-        path = Path(path)
-        write_json_atomic(path, self.to_dict(include_diagonal, normalize, group_by))
-        return path
+        """Write the matrix as JSON (atomically); trendcli.transfer.outputs.write_matrix_json."""
+        from trendcli.transfer.outputs import write_matrix_json
+
+        return write_matrix_json(self, path, include_diagonal, normalize, group_by)
 
     @classmethod
     def load(cls, path: Path | str) -> "TransferMatrix":
@@ -365,60 +276,36 @@ class TransferMatrix:
             models=data.get("models", []),
             attack=data.get("attack", {}),
             sources=data.get("sources", []),
+            per_image={k: v for k, v in (data.get("per_image") or {}).items() if k in ("clean_ok", "adv_ok")},
         )
 
     def write_csv(self, path: Path | str, include_diagonal: bool = False, normalize: str = "eq1",
                   groups: Sequence[Hashable] | None = None, labels: Sequence[str] | None = None) -> Path:
-        """The displayed matrix with its averages as CSV: rows source, columns target, "n/a" undefined."""
-        labels = list(labels) if labels is not None else list(self.names)
-        return write_matrix_csv(path, labels, self.values(normalize, groups), include_diagonal)
+        """The displayed matrix with its averages as CSV; trendcli.transfer.outputs.write_matrix_csv."""
+        from trendcli.transfer.outputs import write_matrix_csv
+
+        return write_matrix_csv(self, path, include_diagonal, normalize, groups, labels)
 
     def plot(self, path: Path | str, include_diagonal: bool = False, normalize: str = "eq1",
              groups: Sequence[Hashable] | None = None, labels: Sequence[str] | None = None,
              title: str | None = None) -> Path:
-        """A paper-style heatmap PNG of TM (or the figure normalization) with averages beside."""
-        from trendcli.transfer.heatmap import plot_heatmap, short_labels
+        """A paper-style heatmap PNG; trendcli.transfer.outputs.plot_matrix."""
+        from trendcli.transfer.outputs import plot_matrix
 
-        values = self.values(normalize, groups)
-        rows, cols = averages(values, include_diagonal)
-        labels = list(labels) if labels is not None else short_labels(self.names)
-        if title is None:
-            title = self.title()
-        what = "TM(source -> target)" if normalize == "eq1" else "N_t(s->t) / N_t(s->s)"
-        return plot_heatmap(values, path, labels, row_avg=rows, col_avg=cols, title=title, colorbar_label=what)
+        return plot_matrix(self, path, include_diagonal, normalize, groups, labels, title)
 
     def title(self) -> str:
+        """``pgd(eps=8/255, ...) on 1000 test images``: the attack in one line."""
         a = self.attack
         params = ", ".join(f"{k}={_short(v)}" for k, v in (a.get("params") or {}).items())
         return f"{a.get('method', '?')}({params}) on {a.get('n_images', '?')} {a.get('split', '')} images"
 
     def write(self, prefix: Path | str, include_diagonal: bool = False, normalize: str = "eq1",
               group_by: Sequence[str] | None = None) -> dict[str, Path]:
-        """Write PREFIX.json, PREFIX.csv, PREFIX.png (and PREFIX.groups.{csv,png} with ``group_by``)."""
-        prefix = Path(prefix)
-        if prefix.suffix in (".json", ".csv", ".png"):
-            prefix = prefix.with_suffix("")
-        out = {
-            "json": self.save(prefix.with_name(prefix.name + ".json"), include_diagonal, normalize, group_by),
-            "csv": self.write_csv(prefix.with_name(prefix.name + ".csv"), include_diagonal, normalize),
-            "png": self.plot(prefix.with_name(prefix.name + ".png"), include_diagonal, normalize),
-        }
-        if group_by:
-            keys = self.group_keys(group_by)
-            distinct = list(dict.fromkeys(keys))
-            st = self.group_stats(group_by)
-            gvalues = st.tm_mean if normalize == "eq1" else figure_normalization(self.n_t, keys)
-            out["groups_csv"] = write_matrix_csv(prefix.with_name(prefix.name + ".groups.csv"), distinct, gvalues,
-                                                 include_diagonal)
-            from trendcli.transfer.heatmap import plot_heatmap
+        """Write every file of the matrix under ``prefix``; trendcli.transfer.outputs.write_matrix_files."""
+        from trendcli.transfer.outputs import write_matrix_files
 
-            rows, cols = averages(gvalues, include_diagonal)
-            what = "mean TM over seeds" if normalize == "eq1" else "seed-mean N_t(s->t) / N_t(s->s)"
-            out["groups_png"] = plot_heatmap(
-                gvalues, prefix.with_name(prefix.name + ".groups.png"), distinct, row_avg=rows, col_avg=cols,
-                title=f"{self.title()}, by {','.join(group_by)}", colorbar_label=what,
-            )
-        return out
+        return write_matrix_files(self, prefix, include_diagonal, normalize, group_by)
 
     # growth ------------------------------------------------------------------------------------
     def extend(self, models: Iterable[TrendModel | str | Path], **kwargs: Any) -> "TransferMatrix":
@@ -446,43 +333,89 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def write_matrix_csv(path: Path | str, labels: Sequence[str], values: np.ndarray, include_diagonal: bool = False) -> Path:
-    """A matrix with its row and column averages as CSV: rows source, columns target, "n/a" undefined."""
-    rows, cols = averages(values, include_diagonal)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["source \\ target", *labels, "avg"])
-        for name, row, avg in zip(labels, values, rows):
-            w.writerow([name, *(_fmt(v) for v in row), _fmt(avg)])
-        w.writerow(["avg", *(_fmt(v) for v in cols), ""])
-    return path
 
 
-# -- orchestration ---------------------------------------------------------------------------------
+# -- compute ---------------------------------------------------------------------------------------
 
 
-def run_attack(models: Any, method: str, params: dict | None, **kwargs: Any) -> Any:
-    """trendcli.adversarial.generate.attack (imported on use; the one seam tests replace)."""
-    from trendcli.adversarial.generate import attack
+def _check_counts(limit: int | None, batch_size: int | None) -> None:
+    if batch_size is not None and batch_size < 1:
+        raise UsageError(f"batch_size must be at least 1, got {batch_size}")
+    if limit is not None and limit < 1:
+        raise UsageError(f"limit must be at least 1, got {limit}")
 
-    return attack(models, method, params, **kwargs)
+
+def _jsonable(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError):
+        return str(value)
 
 
-def _settings(method: str, params: dict | None, split: str, limit: int | None, batch_size: int | None) -> dict[str, Any]:
-    return {
-        "method": canonical(method),
-        "params": _normalize_params(params),
-        "split": split,
-        "limit": limit,
-        "batch_size": batch_size,
+@dataclass
+class _Job:
+    """What every source of one compute_matrix call shares."""
+
+    loaded: list[TrendModel]
+    names: list[str]
+    entries: list[dict[str, Any]]
+    attack_kwargs: dict[str, Any]
+    batch_size: int | None
+    progress: Progress
+    data_cache: dict = field(default_factory=dict)
+    clean_cache: dict = field(default_factory=dict)
+    predictions: Any = None
+    evaluated: int = 0
+    read_from_cache: int = 0
+    attacked: int = 0
+    per_image: dict = field(default_factory=lambda: {"clean_ok": {}, "adv_ok": {}})
+
+
+def _compute_source(job: _Job, counts: Reused, s: int, targets: list[int], method: str, params: dict | None) -> None:
+    """Attack source ``s`` (or read its set from the store), stream it through ``targets``, fill row s."""
+    source, names = job.loaded[s], job.names
+    result = streaming.run_attack(source.meta.get("path") or source, method, params, **job.attack_kwargs)
+    advset = result.advset
+    kw = job.attack_kwargs
+
+    def data() -> Any:  # loaded only when a (set, target) pair is not in the prediction cache
+        return streaming.load_eval_data(source.spec.dataset, kw["split"], kw["data_dir"], job.entries[s]["split_seed"],
+                                        job.data_cache)
+
+    evaluated = {i: job.loaded[i] for i in dict.fromkeys([s, *targets])}
+    ev = streaming.evaluate_set(advset, evaluated, data, job.batch_size, job.clean_cache, job.progress,
+                                f"transfer from {names[s]}", cache=job.predictions)
+    job.evaluated += len(ev.evaluated)
+    job.read_from_cache += len(ev.from_cache)
+    job.attacked += not result.cached
+    c = pair_counts(ev.clean_ok[s], ev.adv_ok[s],
+                    np.stack([ev.clean_ok[t] for t in targets]), np.stack([ev.adv_ok[t] for t in targets]))
+    counts.n_c[s, targets], counts.n_g[s, targets], counts.n_t[s, targets] = c.n_c, c.n_g, c.n_t
+    adv_bits = job.per_image["adv_ok"].setdefault(names[s], {})
+    for i in evaluated:
+        job.per_image["clean_ok"].setdefault(names[i], encode_bits(ev.clean_ok[i]))
+        adv_bits[names[i]] = encode_bits(ev.adv_ok[i])
+    for i in evaluated:
+        counts.clean_accuracy.setdefault(names[i], float(ev.clean_ok[i].mean()) if len(ev.labels) else float("nan"))
+    if counts.n_images is not None and counts.n_images != len(ev.labels):
+        raise TrendError(f"the adversarial set of {names[s]} holds {len(ev.labels)} images, the others "
+                         f"{counts.n_images}; rerun with force=True (`--force`)")
+    counts.n_images = len(ev.labels)
+    counts.sources[s] = {
+        "name": names[s],
+        "store_key": result.key,
+        "store_path": str(getattr(advset, "path", "")) or None,
+        "cached": bool(result.cached),
+        "attack_seconds": round(float(result.seconds), 3),
+        "eval_seconds": round(ev.seconds, 3),
+        "success_rate": float(result.success_rate),
+        "advset_spec": _jsonable(getattr(advset, "spec", None)),
     }
-
-
-def _same_settings(previous: TransferMatrix, settings: dict[str, Any]) -> bool:
-    a = previous.attack
-    return all(a.get(k) == v for k, v in settings.items())
+    job.progress.log(f"{names[s]}: {'cached' if result.cached else 'generated'} set ({result.key[:12]}), "
+                     f"{len(targets)} target(s) in {ev.seconds:.1f} s ({len(ev.evaluated)} evaluated, "
+                     f"{len(ev.from_cache)} from the prediction cache)")
 
 
 def compute_matrix(
@@ -496,6 +429,7 @@ def compute_matrix(
     device: str = "auto",
     store: str | Path = "runs/adv",
     data_dir: Path | None = None,
+    layout: str = "auto",
     previous: TransferMatrix | str | Path | None = None,
     force: bool = False,
     progress: Progress | None = None,
@@ -503,119 +437,117 @@ def compute_matrix(
     """The transfer matrix of ``models`` under one attack (docs/method.md eq. 1).
 
     For each source that has a pair to compute: its adversarial set from the store (generated
-    once through trendcli.adversarial.generate.attack), streamed in chunks of ``batch_size`` through the
-    source itself and every target still missing (forward passes only). ``previous`` (a
-    matrix or its JSON path) supplies every pair whose two models and whose settings match;
-    with everything supplied, nothing is attacked or evaluated (``.cached``).
+    once through trendcli.adversarial.generate.attack, in memory ``layout``), streamed in chunks
+    of ``batch_size`` through the source itself and every target still missing (forward passes
+    only). ``previous`` (a matrix or its JSON path) supplies every pair whose two models and
+    whose settings match; with everything supplied, nothing is attacked or evaluated (``.cached``).
     """
-    from trendcli.zoo.files import resolve_device
-
     t_start = time.perf_counter()
     progress = progress or NullProgress()
-    if batch_size is not None and batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    if limit is not None and limit < 1:
-        raise UsageError(f"--limit must be at least 1, got {limit}")
+    _check_counts(limit, batch_size)
     if isinstance(previous, (str, Path)):
         previous = TransferMatrix.load(previous)
-    dev = resolve_device(device)
-    loaded = load_models(list(models), dev)
-    names = _unique_names(loaded)
-    check_compatible(loaded, names)
-    entries = [_model_entry(m, n) for m, n in zip(loaded, names)]
-    settings = _settings(method, params, split, limit, batch_size)
+    loaded, names = streaming.prepare_models(models, device)
+    entries = [model_entry(m, n) for m, n in zip(loaded, names)]
+    settings = attack_settings(method, params, split, limit, batch_size)
+    counts = reuse_pairs(None if force else previous, entries, names, settings)
+    reused = counts.count
+    from trendcli.adversarial.store import AdvStore
+
+    job = _Job(loaded, names, entries, dict(split=split, limit=limit, batch_size=batch_size, device=device, store=store,
+                                            force=force, data_dir=data_dir, layout=layout, progress=progress),
+               batch_size, progress, predictions=AdvStore(store).predictions)
+    if previous is not None and not force and reused:
+        _reuse_per_image(previous, entries, names, job.per_image)
+    for s, targets in counts.todo():
+        _compute_source(job, counts, s, targets, method, params)
     k = len(loaded)
-
-    n_c = np.full((k, k), -1, dtype=np.int64)
-    n_g = np.full((k, k), -1, dtype=np.int64)
-    n_t = np.full((k, k), -1, dtype=np.int64)
-    clean_acc: dict[str, float] = {}
-    sources: list[dict[str, Any] | None] = [None] * k
-    n_images = None
-    if previous is not None and not force and _same_settings(previous, settings):
-        old = {_identity(e): i for i, e in enumerate(previous.models)}
-        where = [old.get(_identity(e)) for e in entries]
-        for s in range(k):
-            for t in range(k):
-                if where[s] is not None and where[t] is not None:
-                    n_c[s, t] = previous.n_c[where[s], where[t]]
-                    n_g[s, t] = previous.n_g[where[s], where[t]]
-                    n_t[s, t] = previous.n_t[where[s], where[t]]
-            if where[s] is not None:
-                old_name = previous.names[where[s]]
-                clean_acc[names[s]] = previous.clean_accuracy.get(old_name, float("nan"))
-                src = next((d for d in previous.sources if d.get("name") == old_name), None)
-                if src is not None:
-                    sources[s] = {**src, "name": names[s], "reused": True}
-        n_images = previous.attack.get("n_images")
-    todo = [(s, [t for t in range(k) if n_c[s, t] < 0]) for s in range(k)]
-    todo = [(s, ts) for s, ts in todo if ts]
-    reused = int((n_c >= 0).sum())
-
-    if todo:
-        data_cache: dict = {}
-        clean_cache: dict[tuple[int, str], np.ndarray] = {}
-        for s, targets in todo:
-            source = loaded[s]
-            result = run_attack(
-                source.meta.get("path") or source, method, params, split=split, limit=limit,
-                batch_size=batch_size, device=device, store=store, force=force, data_dir=data_dir, progress=progress,
-            )
-            advset = result.advset
-            data = _load_data(source.spec.dataset, split, data_dir, entries[s]["split_seed"], data_cache)
-            evaluated = {i: loaded[i] for i in dict.fromkeys([s, *targets])}
-            ev = evaluate_set(advset, evaluated, data, batch_size, clean_cache, progress, f"transfer from {names[s]}")
-            counts = pair_counts(
-                ev.clean_ok[s], ev.adv_ok[s],
-                np.stack([ev.clean_ok[t] for t in targets]), np.stack([ev.adv_ok[t] for t in targets]),
-            )
-            n_c[s, targets], n_g[s, targets], n_t[s, targets] = counts.n_c, counts.n_g, counts.n_t
-            for i in evaluated:
-                clean_acc.setdefault(names[i], float(ev.clean_ok[i].mean()) if len(ev.labels) else float("nan"))
-            if n_images is not None and n_images != len(ev.labels):
-                raise TrendError(
-                    f"the adversarial set of {names[s]} holds {len(ev.labels)} images, the others {n_images}; "
-                    "rerun with --force"
-                )
-            n_images = len(ev.labels)
-            sources[s] = {
-                "name": names[s],
-                "store_key": result.key,
-                "store_path": str(getattr(advset, "path", "")) or None,
-                "cached": bool(result.cached),
-                "attack_seconds": round(float(result.seconds), 3),
-                "eval_seconds": round(ev.seconds, 3),
-                "success_rate": float(result.success_rate),
-                "advset_spec": _jsonable(getattr(advset, "spec", None)),
-            }
-            progress.log(
-                f"{names[s]}: {'cached' if result.cached else 'generated'} set ({result.key[:12]}), "
-                f"{len(targets)} target(s) in {ev.seconds:.1f} s"
-            )
-    for s in range(k):
-        if sources[s] is None:  # a source whose every pair was reused, from a matrix without source records
-            sources[s] = {"name": names[s], "store_key": None, "reused": True}
-
     return TransferMatrix(
         names=names,
         model_dirs=[e["path"] for e in entries],
-        n_c=n_c,
-        n_g=n_g,
-        n_t=n_t,
-        clean_accuracy={n: clean_acc.get(n, float("nan")) for n in names},
+        n_c=counts.n_c,
+        n_g=counts.n_g,
+        n_t=counts.n_t,
+        clean_accuracy={n: counts.clean_accuracy.get(n, float("nan")) for n in names},
         models=entries,
-        attack={**settings, "n_images": n_images, "dataset": loaded[0].spec.dataset},
-        sources=[s for s in sources if s is not None],
+        attack={**settings, "n_images": counts.n_images, "dataset": loaded[0].spec.dataset},
+        # a source whose every pair was reused, from a matrix without source records
+        sources=[src or {"name": names[s], "store_key": None, "reused": True} for s, src in enumerate(counts.sources)],
         computed_pairs=k * k - reused,
         reused_pairs=reused,
         seconds=time.perf_counter() - t_start,
+        evaluated=job.evaluated,
+        read_from_cache=job.read_from_cache,
+        attacked=job.attacked,
+        per_image=job.per_image,
     )
 
 
-def _jsonable(value: Any) -> Any:
-    if value is None:
-        return None
-    try:
-        return json.loads(json.dumps(value, default=str))
-    except (TypeError, ValueError):
-        return str(value)
+def _reuse_per_image(previous: TransferMatrix, entries: Sequence[dict[str, Any]], names: Sequence[str],
+                     per_image: dict[str, Any]) -> None:
+    """Copy the per-image outcomes of the models ``previous`` already holds (as reuse_pairs matches them)."""
+    from trendcli.transfer.reuse import identity
+
+    old = {identity(e): previous.names[i] for i, e in enumerate(previous.models)}
+    where = {names[i]: old.get(identity(e)) for i, e in enumerate(entries)}
+    clean, adv = previous.per_image.get("clean_ok") or {}, previous.per_image.get("adv_ok") or {}
+    for new, was in where.items():
+        if was is not None and was in clean:
+            per_image["clean_ok"][new] = clean[was]
+        for tgt, tgt_was in where.items():
+            bits = (adv.get(was) or {}).get(tgt_was) if was is not None and tgt_was is not None else None
+            if bits is not None:
+                per_image["adv_ok"].setdefault(new, {})[tgt] = bits
+
+
+# -- the stage -------------------------------------------------------------------------------------
+
+
+@dataclass
+class MatrixRun:
+    """What the matrix stage did: the matrix and the files it wrote, by kind (outputs.matrix_paths)."""
+
+    matrix: TransferMatrix
+    files: dict[str, Path]
+
+
+def run_matrix(
+    models: Sequence[TrendModel | str | Path],
+    out: str | Path,
+    method: str = "pgd",
+    params: dict[str, Any] | None = None,
+    *,
+    split: str = "test",
+    limit: int | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    store: str | Path = "runs/adv",
+    data_dir: Path | None = None,
+    layout: str = "auto",
+    reuse: bool = True,
+    force: bool = False,
+    include_diagonal: bool = False,
+    normalize: str = "eq1",
+    group_by: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    wide_interval: float | None = None,
+) -> MatrixRun:
+    """The matrix stage: :func:`compute_matrix` and its files OUT.json, OUT.csv, OUT.png
+    (+ OUT.groups.csv, OUT.groups.png with ``group_by``); an existing OUT.json is extended
+    unless ``reuse`` is False (the attacks still come from the store). ``wide_interval``: the
+    heatmap marks TM entries whose 95 % interval is wider than this."""
+    from trendcli.transfer.outputs import matrix_prefix, write_matrix_files
+
+    if normalize not in NORMALIZATIONS:
+        raise UsageError(f"unknown normalize {normalize!r}; use one of {', '.join(NORMALIZATIONS)}")
+    if len(models) < 2:
+        raise UsageError(f"a transfer matrix needs two or more models, got {len(models)}")
+    prefix = matrix_prefix(out)
+    previous = previous_matrix_path(prefix) if reuse else None
+    mx = compute_matrix(
+        models, method, params, split=split, limit=limit, batch_size=batch_size, device=device, store=store,
+        data_dir=data_dir, layout=layout, previous=previous, force=force, progress=progress,
+    )
+    files = write_matrix_files(mx, prefix, include_diagonal, normalize, list(group_by) if group_by else None,
+                               wide_interval)
+    return MatrixRun(mx, files)

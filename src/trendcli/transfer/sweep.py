@@ -23,6 +23,7 @@ from trendcli.fsio import write_json_atomic
 from trendcli.zoo.model import TrendModel
 from trendcli.progress import NullProgress, Progress
 from trendcli.transfer.counts import pair_counts, safe_ratio, tm_from_counts
+from trendcli.stats import jsonable, wilson_intervals
 
 __all__ = [
     "CurveFit",
@@ -32,7 +33,10 @@ __all__ = [
     "initial_guess",
     "rmse",
     "strength_curve",
+    "SweepRun",
+    "run_sweep",
     "sweep",
+    "sweep_prefix",
 ]
 
 SCHEMA = "trendcli-sweep/1"
@@ -198,7 +202,7 @@ class SweepResult:
     def fits(self) -> tuple[CurveFit, list[CurveFit]]:
         """Eq. 9 for N_g(s, eps) and eq. 8 for each N_t(s->t, eps), on the fit points."""
         if not self.fitted:
-            raise UsageError("this sweep was run without --fit")
+            raise UsageError("this sweep was run without fit")
         return fit_strength(self.fit_eps, self.fit_self), [fit_strength(self.fit_eps, row) for row in self.fit_n_t]
 
     def fit_report(self) -> dict[str, Any]:
@@ -238,6 +242,7 @@ class SweepResult:
             "n_g": self.n_g.tolist(),
             "n_t": self.n_t.tolist(),
             "tm": _nums(self.tm),
+            "tm_interval": jsonable(wilson_intervals(self.n_t, self.n_g)),
             "tm_eq10": _nums(self.tm_curve),
             "store_keys": self.store_keys,
             "cached": self.cached,
@@ -326,6 +331,7 @@ def sweep(
     device: str = "auto",
     store: str | Path = "runs/adv",
     data_dir: Path | None = None,
+    layout: str = "auto",
     force: bool = False,
     progress: Progress | None = None,
 ) -> SweepResult:
@@ -336,27 +342,23 @@ def sweep(
     only repeats forward passes. ``params`` holds the other attack parameters (eps is set
     per point).
     """
-    from trendcli.transfer import matrix as _matrix
-    from trendcli.zoo.files import resolve_device
+    from trendcli.transfer import streaming
 
     t0 = time.perf_counter()
     progress = progress or NullProgress()
     if not targets:
-        raise UsageError("a sweep needs at least one --target")
+        raise UsageError("a sweep needs at least one target")
     dense = np.asarray(sorted(float(e) for e in eps), dtype=np.float64) if eps else eps_grid(points)
     if np.any(dense <= 0) or len(dense) == 0:
         raise UsageError("every eps of a sweep must be > 0")
     if fit is not None and fit < 2:
-        raise UsageError(f"--fit needs at least 2 points (two parameters), got {fit}")
+        raise UsageError(f"fit needs at least 2 points (two parameters), got {fit}")
     fit_grid = eps_grid(fit) if fit else None
     params = {k: v for k, v in (params or {}).items() if k != "eps"}
-    dev = resolve_device(device)
-    models = _matrix.load_models([source, *targets], dev)
-    names = _matrix._unique_names(models)
-    _matrix.check_compatible(models, names)
+    models, names = streaming.prepare_models([source, *targets], device)
     src = models[0]
     split_seed = (src.meta.get("split") or {}).get("seed", 0)
-    data = _matrix._load_data(src.spec.dataset, split, data_dir, split_seed, {})
+    data = streaming.load_eval_data(src.spec.dataset, split, data_dir, split_seed)
     clean_cache: dict = {}
     evaluated = dict(enumerate(models))
     tgt = list(range(1, len(models)))
@@ -365,11 +367,12 @@ def sweep(
     def measure(e: float) -> tuple:
         if e in measured:
             return measured[e]
-        result = _matrix.run_attack(
+        result = streaming.run_attack(
             src.meta.get("path") or src, method, {**params, "eps": float(e)}, split=split, limit=limit,
-            batch_size=batch_size, device=device, store=store, force=force, data_dir=data_dir, progress=progress,
+            batch_size=batch_size, device=device, store=store, force=force, data_dir=data_dir, layout=layout,
+            progress=progress,
         )
-        ev = _matrix.evaluate_set(result.advset, evaluated, data, batch_size, clean_cache, progress, f"eps {e:.4f}")
+        ev = streaming.evaluate_set(result.advset, evaluated, data, batch_size, clean_cache, progress, f"eps {e:.4f}")
         self_counts = pair_counts(ev.clean_ok[0], ev.adv_ok[0], ev.clean_ok[0], ev.adv_ok[0])
         counts = pair_counts(
             ev.clean_ok[0], ev.adv_ok[0], np.stack([ev.clean_ok[t] for t in tgt]), np.stack([ev.adv_ok[t] for t in tgt])
@@ -390,7 +393,7 @@ def sweep(
         n_t=np.stack([r[1].n_t for r in rows], axis=1),
         attack={
             "method": method,
-            "params": _matrix._normalize_params(params),
+            "params": streaming.normalize_params(params),
             "split": split,
             "limit": limit,
             "batch_size": batch_size,
@@ -407,3 +410,54 @@ def sweep(
         fit_cached=[r[3] for r in fit_rows] if fit_rows else [],
         seconds=time.perf_counter() - t0,
     )
+
+
+# -- the stage -------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepRun:
+    """What the sweep stage did: the sweep and its files, ``{"json": OUT.json, "png": OUT.png}``."""
+
+    result: SweepResult
+    files: dict[str, Path]
+
+
+def sweep_prefix(source: TrendModel | str | Path, method: str, out: str | Path | None = None) -> Path:
+    """OUT without .json/.png; default ``runs/sweep/<source directory>-<method>``."""
+    if out is None:
+        name = source.name if isinstance(source, TrendModel) else Path(source).name
+        return Path("runs/sweep") / f"{name}-{method}"
+    out = Path(out)
+    return out.with_suffix("") if out.suffix in (".json", ".png") else out
+
+
+def run_sweep(
+    source: TrendModel | str | Path,
+    targets: Sequence[TrendModel | str | Path],
+    out: str | Path | None = None,
+    method: str = "pgd",
+    params: dict[str, Any] | None = None,
+    *,
+    points: int = 20,
+    eps: Sequence[float] | None = None,
+    fit: int | None = None,
+    split: str = "test",
+    limit: int | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    store: str | Path = "runs/adv",
+    data_dir: Path | None = None,
+    layout: str = "auto",
+    force: bool = False,
+    progress: Progress | None = None,
+) -> SweepRun:
+    """The sweep stage: :func:`sweep` and its files OUT.json and OUT.png (:func:`sweep_prefix`)."""
+    prefix = sweep_prefix(source, method, out)
+    result = sweep(source, targets, method, params, points=points, eps=eps, fit=fit, split=split, limit=limit,
+                   batch_size=batch_size, device=device, store=store, data_dir=data_dir, layout=layout, force=force,
+                   progress=progress)
+    files = {"json": prefix.with_name(prefix.name + ".json"), "png": prefix.with_name(prefix.name + ".png")}
+    result.save(files["json"])
+    result.plot(files["png"])
+    return SweepRun(result, files)

@@ -1,4 +1,9 @@
-"""Build, save and load zoo members (a model directory: model.safetensors + model.json)."""
+"""Build, save and load zoo members (a model directory: model.safetensors + model.json).
+
+Card formats: ``trendcli-model/2`` (written) adds the optional ``source`` object of imported
+members (:mod:`trendcli.zoo.imported`) and ``weights``, the file ``weights_sha256`` covers
+(``model.safetensors`` unless set); ``trendcli-model/1`` cards (no ``source``) still load.
+"""
 
 from __future__ import annotations
 
@@ -18,25 +23,38 @@ from trendcli.zoo.spec import FULL_PRECISION, ModelSpec
 
 WEIGHTS = "model.safetensors"
 CARD = "model.json"
-FORMAT = "trendcli-model/1"
+FORMAT = "trendcli-model/2"
+#: Card formats load_model reads: /1 is /2 without ``source`` and ``weights``.
+FORMATS = ("trendcli-model/1", FORMAT)
 
 
 def build_model(spec: ModelSpec, registry: Registry | None = None) -> TrendModel:
     """A fresh (untrained) model for ``spec``, every part looked up in the registry."""
     reg = registry or get_registry()
-    network = reg.factory("architecture", spec.arch)(
-        in_channels=spec.in_channels,
-        num_classes=spec.num_classes,
-        image_size=spec.image_size,
-        width=spec.width,
-        pretrained=spec.pretrained,
-        **spec.arch_args,
-    )
+    try:
+        network = reg.factory("architecture", spec.arch)(
+            in_channels=spec.in_channels,
+            num_classes=spec.num_classes,
+            image_size=spec.image_size,
+            width=spec.width,
+            pretrained=spec.pretrained,
+            **spec.arch_args,
+        )
+    except TypeError as exc:  # an arch_args key the factory does not take
+        if not spec.arch_args:
+            raise
+        raise UsageError(f"architecture {spec.arch!r} does not accept arch_args {sorted(spec.arch_args)}: {exc}") from None
     weight_q = act_q = None
     if spec.weight_bits != FULL_PRECISION:
         wf = reg.factory("weight quantizer", spec.weight_quant)
         weight_q = lambda: wf(bits=spec.weight_bits)  # noqa: E731
     if spec.act_bits != FULL_PRECISION:
+        if not any(isinstance(m, torch.nn.ReLU) for m in network.modules()):
+            # Activation quantizers replace nn.ReLU modules; without one act_bits would change nothing.
+            raise UsageError(
+                f"architecture {spec.arch!r} has no nn.ReLU modules, so act_bits={spec.act_bits} would quantize "
+                "nothing; use act_bits=32, or a ReLU form of the network"
+            )
         af = reg.factory("activation quantizer", spec.act_quant)
         act_q = lambda: af(bits=spec.act_bits)  # noqa: E731
     if weight_q or act_q:
@@ -77,14 +95,27 @@ def read_card(model_dir: Path) -> dict[str, Any]:
     card_path = model_dir / CARD
     if not model_dir.is_dir():
         raise ModelFileError(f"no model directory at {model_dir} (train one with `trend train --out {model_dir}`)")
-    if not card_path.is_file() or not (model_dir / WEIGHTS).is_file():
+    if not card_path.is_file():
         raise ModelFileError(f"{model_dir} is not a complete trendcli model (needs {CARD} and {WEIGHTS})")
     try:
-        card = json.loads(card_path.read_text())
+        card = json.loads(card_path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ModelFileError(f"{card_path} is not UTF-8 text; it is not a trendcli model card") from None
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"{card_path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if card.get("format") != FORMAT or "spec" not in card:
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {card_path}: {exc.strerror}") from None
+    if not isinstance(card, dict):
+        raise ModelFileError(f"{card_path} holds a JSON {type(card).__name__}, not a trendcli model card (an object)")
+    if card.get("format") not in FORMATS or "spec" not in card:
         raise ModelFileError(f"{card_path} is not a trendcli model card (format {card.get('format')!r})")
+    if not isinstance(card["spec"], dict):
+        raise ModelFileError(f"{card_path}: 'spec' must be a JSON object, got {type(card['spec']).__name__}")
+    if not isinstance(card.get("weights_sha256"), str):
+        raise ModelFileError(f"{card_path}: 'weights_sha256' must be a string; retrain or re-import the model")
+    weights = card.get("weights", WEIGHTS)
+    if not isinstance(weights, str) or "/" in weights or not (model_dir / weights).is_file():
+        raise ModelFileError(f"{model_dir} is not a complete trendcli model (needs {CARD} and {weights})")
     return card
 
 
@@ -102,23 +133,50 @@ def load_model(
     """
     model_dir = Path(model_dir)
     card = read_card(model_dir)
-    weights = model_dir / WEIGHTS
+    weights = model_dir / card.get("weights", WEIGHTS)
     digest = sha256_file(weights) if verify else card.get("weights_sha256")
     if verify and digest != card.get("weights_sha256"):
-        raise ModelFileError(f"{weights} does not match the sha256 in {CARD}; the file changed after training")
+        raise ModelFileError(f"{weights} does not match the sha256 in {CARD}; the file changed after training or import")
     spec_dict = dict(card["spec"])
     if per_image is not None:
         spec_dict["per_image"] = per_image
-    spec = ModelSpec.from_dict(spec_dict)
-    model = build_model(spec, registry)
-    state = load_file(str(weights))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        spec = ModelSpec.from_dict(spec_dict)
+    except UsageError as exc:
+        raise ModelFileError(f"{model_dir / CARD}: {exc}") from None
+    if "source" in card:  # an imported member (trend import)
+        from trendcli.zoo.imported import load_imported
+
+        model = load_imported(model_dir, card, spec, registry, verify)
+    else:
+        model = build_model(spec, registry)
+        load_weights(model, weights, spec)
+    model.meta = {**card, "path": str(model_dir), "weights_sha256": digest}
+    return model.to(device).eval()
+
+
+def load_weights(model: TrendModel, weights: Path, spec: ModelSpec) -> None:
+    """Load safetensors weights into ``model``; any mismatch is a ModelFileError naming the file."""
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # safetensors raises its own error types for a malformed header
+        raise ModelFileError(f"{weights} is not a readable safetensors file ({exc}); retrain or re-import the model") from None
+    expected = model.state_dict()
+    for name, tensor in state.items():
+        if name in expected and tensor.dtype != expected[name].dtype:
+            raise ModelFileError(
+                f"{weights}: tensor {name!r} is {tensor.dtype}, the model needs {expected[name].dtype}; "
+                "the file is corrupt or was edited; retrain or re-import the model"
+            )
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shapes that do not fit, e.g. 5 classes in the card and 10 in the weights
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise ModelFileError(f"{weights} does not fit the spec in {CARD} (arch {spec.arch!r}): {first}") from None
     if missing or unexpected:
         raise ModelFileError(
             f"{weights} does not fit architecture {spec.arch!r}: missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}"
         )
-    model.meta = {**card, "path": str(model_dir), "weights_sha256": digest}
-    return model.to(device).eval()
 
 
 def resolve_device(device: str) -> torch.device:

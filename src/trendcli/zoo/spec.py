@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from trendcli.errors import UsageError
@@ -42,9 +42,9 @@ class ModelSpec:
         for name in ("weight_bits", "act_bits"):
             bits = getattr(self, name)
             if not (1 <= bits <= 16 or bits == FULL_PRECISION):
-                raise UsageError(f"--{name.replace('_', '-')} must be 1..16 or 32 (full precision), got {bits}")
+                raise UsageError(f"{name} must be 1..16 or 32 (full precision), got {bits}")
         if self.width <= 0:
-            raise UsageError(f"--width must be positive, got {self.width}")
+            raise UsageError(f"width must be positive, got {self.width}")
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
 
@@ -55,12 +55,49 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelSpec":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        """A spec from its JSON form; wrong types or missing fields raise UsageError naming the field."""
+        if not isinstance(d, dict):
+            raise UsageError(f"a model spec is a JSON object, got {type(d).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        missing = [n for n, f in known.items() if f.default is MISSING and f.default_factory is MISSING and n not in d]
+        if missing:
+            raise UsageError(f"the model spec lacks {', '.join(missing)}")
+        values = {k: v for k, v in d.items() if k in known}
+        for name, value in values.items():
+            _check_field(name, value)
+        values["mean"], values["std"] = tuple(values["mean"]), tuple(values["std"])
+        return cls(**values)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return (self.in_channels, self.image_size, self.image_size)
+
+
+_STR = ("arch", "dataset", "input_quant", "weight_quant", "act_quant")
+_INT = ("in_channels", "image_size", "num_classes", "weight_bits", "act_bits")
+_BOOL = ("per_image", "quantize_first", "pretrained")
+
+
+def _check_field(name: str, value: Any) -> None:
+    """Type check of one spec field read from JSON (bool is not an int here)."""
+    def bad(kind: str) -> UsageError:
+        return UsageError(f"model spec field {name!r} must be {kind}, got {value!r}")
+
+    if name in _STR and not isinstance(value, str):
+        raise bad("a string")
+    if name in _INT and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise bad("a positive integer")
+    if name in _BOOL and not isinstance(value, bool):
+        raise bad("true or false")
+    if name == "width" and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+        raise bad("a number")
+    if name in ("mean", "std") and (
+        not isinstance(value, list) or not value
+        or any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in value)
+    ):
+        raise bad("a list of numbers")
+    if name == "arch_args" and not isinstance(value, dict):
+        raise bad("an object")
 
 
 _ID = re.compile(

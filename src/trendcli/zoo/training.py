@@ -61,15 +61,15 @@ class TrainConfig:
             raise UsageError(f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.limit_train is not None and self.limit_train < 1:
-            raise UsageError(f"--limit-train must be at least 1, got {self.limit_train}")
+            raise UsageError(f"limit_train must be at least 1, got {self.limit_train}")
         lr = self.lr if self.lr is not None else (0.01 if opt == "sgd" else 1e-3)
         wd = self.weight_decay if self.weight_decay is not None else (5e-4 if opt == "sgd" else 0.0)
         if not (lr > 0 and math.isfinite(lr)):
-            raise UsageError(f"--lr must be a positive number, got {lr}")
+            raise UsageError(f"lr must be a positive number, got {lr}")
         if wd < 0:
-            raise UsageError(f"--weight-decay must be >= 0, got {wd}")
+            raise UsageError(f"weight_decay must be >= 0, got {wd}")
         return replace(self, optimizer=opt, lr=lr, weight_decay=wd)
 
     def fingerprint(self) -> dict[str, Any]:
@@ -173,6 +173,113 @@ def _load_resume(rdir: Path, fingerprint: dict, model, opt) -> tuple[dict, dict]
     return state, best
 
 
+@dataclass
+class _Data:
+    """The training run's splits: the train loader and its (possibly limited) indices, val and test."""
+
+    train: Any
+    train_idx: torch.Tensor
+    val_idx: torch.Tensor
+    test: Any
+    test_idx: torch.Tensor
+
+
+def _load_data(cfg: TrainConfig) -> _Data:
+    data_dir = Path(cfg.data_dir) if cfg.data_dir else None
+    train_data, train_idx = load_split(cfg.dataset, "train", data_dir, cfg.split_seed)
+    _, val_idx = load_split(cfg.dataset, "val", data_dir, cfg.split_seed)
+    test_data, test_idx = load_split(cfg.dataset, "test", data_dir, cfg.split_seed)
+    if cfg.limit_train is not None:
+        g = torch.Generator().manual_seed(cfg.seed)
+        train_idx = train_idx[torch.randperm(len(train_idx), generator=g)[: cfg.limit_train]].sort().values
+    return _Data(train_data, train_idx, val_idx, test_data, test_idx)
+
+
+@dataclass
+class _State:
+    """What an epoch checkpoint holds: the log, the best validation accuracy and weights, the next epoch."""
+
+    log: list[dict]
+    best_val: float
+    best_state: dict
+    start_epoch: int
+
+
+def _restore(cfg: TrainConfig, out_dir: Path, model: TrendModel, opt: torch.optim.Optimizer, resume: bool,
+             progress: Progress) -> _State:
+    """The state after the last finished epoch of an interrupted run, else a fresh start."""
+    rdir = _resume_dir(out_dir)
+    restored = _load_resume(rdir, cfg.fingerprint(), model, opt) if resume else None
+    if restored:
+        state, best_state = restored
+        progress.log(f"resuming {out_dir} after epoch {state['epoch'] + 1} of {cfg.epochs}")
+        return _State(state["log"], state["best_val"], best_state, state["epoch"] + 1)
+    if rdir.exists():
+        shutil.rmtree(rdir)
+    return _State([], -1.0, state_tensors(model, copy=True), 0)
+
+
+def _train_epoch(cfg: TrainConfig, model: TrendModel, opt: torch.optim.Optimizer, data: _Data, epoch: int,
+                 device: torch.device, progress: Progress, bar: Any) -> dict[str, Any]:
+    """One pass over the shuffled training images; the epoch's log record (val accuracy included)."""
+    for group in opt.param_groups:
+        group["lr"] = lr_at(cfg, epoch)
+    g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    torch.manual_seed(cfg.seed * 100_003 + epoch)
+    order = data.train_idx[torch.randperm(len(data.train_idx), generator=g)]
+    pad = 4 if model.spec.image_size >= 32 else 2
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    t0 = time.perf_counter()
+    for i in range(0, len(order), cfg.batch_size):
+        x, y = data.train.batch(order[i : i + cfg.batch_size])
+        if cfg.augment:
+            x = random_crop_flip(x, g, pad)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        progress.advance(bar)
+    seconds = time.perf_counter() - t0
+    return {
+        "epoch": epoch + 1,
+        "lr": lr_at(cfg, epoch),
+        "train_loss": float(loss_sum) / len(order),
+        "train_acc": float(correct) / len(order),
+        "val_acc": accuracy(model, data.train, data.val_idx),
+        "seconds": round(seconds, 3),
+        "images_per_s": round(len(order) / seconds, 1),
+    }
+
+
+def _write_model(cfg: TrainConfig, model: TrendModel, data: _Data, st: _State, out_dir: Path, device: torch.device,
+                 seconds: float) -> TrendModel:
+    """Test the best weights and save the model directory with its card and training log."""
+    spec = model.spec
+    model.load_state_dict(st.best_state)
+    model.eval()
+    test_acc = accuracy(model, data.test, data.test_idx)
+    sizes = {"train_size": len(data.train_idx), "val_size": len(data.val_idx)}
+    card = {
+        "id": model_id(spec, cfg.optimizer, cfg.seed),
+        "train": {**cfg.fingerprint(), "device": str(device), **sizes},
+        "split": {"seed": cfg.split_seed, "val_fraction": 0.1, **sizes},
+        "accuracy": {"val": st.best_val, "test": test_acc},
+        "seconds": round(seconds, 2),
+        "versions": library_versions(),
+    }
+    log_text = "".join(json.dumps(r) + "\n" for r in st.log)
+    save_model(model, out_dir, card, extra_files={"train_log.jsonl": log_text})
+    shutil.rmtree(_resume_dir(out_dir), ignore_errors=True)
+    model.meta = {**read_card(out_dir), "path": str(out_dir)}
+    return model
+
+
 def train(
     config: TrainConfig, out_dir: Path | str, progress: Progress | None = None, resume: bool = True
 ) -> TrendModel:
@@ -185,94 +292,28 @@ def train(
     progress = progress or NullProgress()
     out_dir = Path(out_dir)
     device = resolve_device(cfg.device)
-    data_dir = Path(cfg.data_dir) if cfg.data_dir else None
     spec = model_spec_for(cfg)
 
     torch.manual_seed(cfg.seed)
     model = build_model(spec).to(device)  # validates every name before any data is read
-
-    train_data, train_idx = load_split(cfg.dataset, "train", data_dir, cfg.split_seed)
-    _, val_idx = load_split(cfg.dataset, "val", data_dir, cfg.split_seed)
-    test_data, test_idx = load_split(cfg.dataset, "test", data_dir, cfg.split_seed)
-    if cfg.limit_train is not None:
-        g = torch.Generator().manual_seed(cfg.seed)
-        train_idx = train_idx[torch.randperm(len(train_idx), generator=g)[: cfg.limit_train]].sort().values
-
+    data = _load_data(cfg)
     opt = make_optimizer(model, cfg)
-    fingerprint = cfg.fingerprint()
-    rdir = _resume_dir(out_dir)
-    log: list[dict] = []
-    best_val, best_state, start_epoch = -1.0, state_tensors(model, copy=True), 0
-    restored = _load_resume(rdir, fingerprint, model, opt) if resume else None
-    if restored:
-        state, best_state = restored
-        log, best_val, start_epoch = state["log"], state["best_val"], state["epoch"] + 1
-        progress.log(f"resuming {out_dir} after epoch {start_epoch} of {cfg.epochs}")
-    elif rdir.exists():
-        shutil.rmtree(rdir)
+    st = _restore(cfg, out_dir, model, opt, resume, progress)
 
-    steps = math.ceil(len(train_idx) / cfg.batch_size)
+    steps = math.ceil(len(data.train_idx) / cfg.batch_size)
     bar = progress.task(f"train {model_id(spec, cfg.optimizer, cfg.seed)}", total=steps * cfg.epochs)
-    progress.advance(bar, steps * start_epoch)
-    pad = 4 if spec.image_size >= 32 else 2
+    progress.advance(bar, steps * st.start_epoch)
     t_start = time.perf_counter()
-    for epoch in range(start_epoch, cfg.epochs):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(cfg, epoch)
-        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        torch.manual_seed(cfg.seed * 100_003 + epoch)
-        order = train_idx[torch.randperm(len(train_idx), generator=g)]
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        t0 = time.perf_counter()
-        for i in range(0, len(order), cfg.batch_size):
-            x, y = train_data.batch(order[i : i + cfg.batch_size])
-            if cfg.augment:
-                x = random_crop_flip(x, g, pad)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
-            progress.advance(bar)
-        seconds = time.perf_counter() - t0
-        val_acc = accuracy(model, train_data, val_idx)
-        record = {
-            "epoch": epoch + 1,
-            "lr": lr_at(cfg, epoch),
-            "train_loss": float(loss_sum) / len(order),
-            "train_acc": float(correct) / len(order),
-            "val_acc": val_acc,
-            "seconds": round(seconds, 3),
-            "images_per_s": round(len(order) / seconds, 1),
-        }
-        log.append(record)
-        if val_acc > best_val:
-            best_val, best_state = val_acc, state_tensors(model, copy=True)
+    for epoch in range(st.start_epoch, cfg.epochs):
+        record = _train_epoch(cfg, model, opt, data, epoch, device, progress, bar)
+        st.log.append(record)
+        if record["val_acc"] > st.best_val:
+            st.best_val, st.best_state = record["val_acc"], state_tensors(model, copy=True)
         progress.log(
             f"epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f} "
-            f"train {record['train_acc']:.4f} val {val_acc:.4f} ({record['images_per_s']:.0f} img/s)"
+            f"train {record['train_acc']:.4f} val {record['val_acc']:.4f} ({record['images_per_s']:.0f} img/s)"
         )
-        _save_resume(rdir, model, best_state, opt, {"fingerprint": fingerprint, "epoch": epoch, "best_val": best_val, "log": log})
+        _save_resume(_resume_dir(out_dir), model, st.best_state, opt,
+                     {"fingerprint": cfg.fingerprint(), "epoch": epoch, "best_val": st.best_val, "log": st.log})
     progress.done(bar)
-
-    model.load_state_dict(best_state)
-    model.eval()
-    test_acc = accuracy(model, test_data, test_idx)
-    card = {
-        "id": model_id(spec, cfg.optimizer, cfg.seed),
-        "train": {**fingerprint, "device": str(device), "train_size": len(train_idx), "val_size": len(val_idx)},
-        "split": {"seed": cfg.split_seed, "val_fraction": 0.1, "train_size": len(train_idx), "val_size": len(val_idx)},
-        "accuracy": {"val": best_val, "test": test_acc},
-        "seconds": round(time.perf_counter() - t_start, 2),
-        "versions": library_versions(),
-    }
-    log_text = "".join(json.dumps(r) + "\n" for r in log)
-    save_model(model, out_dir, card, extra_files={"train_log.jsonl": log_text})
-    shutil.rmtree(rdir, ignore_errors=True)
-    model.meta = {**read_card(out_dir), "path": str(out_dir)}
-    return model
+    return _write_model(cfg, model, data, st, out_dir, device, time.perf_counter() - t_start)

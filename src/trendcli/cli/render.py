@@ -1,54 +1,68 @@
-"""What every command shares: console, rich progress, number parsing, JSON output."""
+"""Everything the commands print: the consoles, tables, JSON and the rich progress display.
+
+When stdout is not a terminal (a pipe, a file) the console has no width limit, so tables and
+long lines reach the reader whole instead of being cut at 80 columns with an ellipsis.
+"""
 
 from __future__ import annotations
 
 import json
-import math
 import sys
-from fractions import Fraction
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-from trendcli.errors import UsageError
-
-console = Console()
-err_console = Console(stderr=True)
+#: Width of a console that is not a terminal: wide enough that nothing is wrapped or truncated.
+PIPE_WIDTH = 10_000
 
 
-def parse_number(text: str, option: str) -> float:
-    """A float, also written as a fraction (``8/255``)."""
-    try:
-        value = float(Fraction(text.strip())) if "/" in text else float(text)
-    except (ValueError, ZeroDivisionError):
-        raise UsageError(f"{option} must be a number or a fraction like 8/255, got {text!r}") from None
-    if not math.isfinite(value):
-        raise UsageError(f"{option} must be finite, got {text!r}")
-    return value
+class _LazyConsole:
+    """A rich Console made on first use, so that `trend --help` does not import rich's console."""
+
+    def __init__(self, stderr: bool):
+        self._stderr = stderr
+        self._console: Any = None
+
+    def resolve(self) -> Any:
+        """The rich Console itself (made now if not yet)."""
+        if self._console is None:
+            from rich.console import Console
+
+            stream = sys.stderr if self._stderr else sys.stdout
+            self._console = Console(stderr=self._stderr, width=None if stream.isatty() else PIPE_WIDTH)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.resolve(), name)
 
 
-def parse_list(text: str, option: str) -> list[float]:
-    """Comma-separated numbers (fractions allowed)."""
-    return [parse_number(t, option) for t in text.split(",") if t.strip()]
+console: Any = _LazyConsole(stderr=False)
+err_console: Any = _LazyConsole(stderr=True)
 
 
 def print_json(data: Any) -> None:
+    """``data`` as indented JSON on stdout (paths and other objects as strings)."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def fmt(value: float | None, spec: str = ".3f") -> str:
+    """A number for a table cell: ``n/a`` for None and NaN."""
+    return "n/a" if value is None or value != value else format(value, spec)
 
 
 class RichProgress:
     """Renders the library's progress events with rich, on stderr."""
 
     def __init__(self, quiet: bool = False):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
         self.quiet = quiet
+        self._started = False
         self._bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            console=err_console,
+            console=err_console.resolve(),
             transient=False,
             disable=quiet,
         )
@@ -59,8 +73,6 @@ class RichProgress:
     def __exit__(self, *exc: object) -> None:
         if self._started:
             self._bar.stop()
-
-    _started = False
 
     def task(self, description: str, total: float | None) -> Any:
         if not self._started:  # start on the first task, so an early error prints nothing else

@@ -1,0 +1,101 @@
+"""Black-box zoo members: an ONNX file run in onnxruntime behind the TrendModel interface.
+
+The network is a forward function only: no gradients flow through onnxruntime, so a member
+holding one serves as a target of transfer attacks and of gradient-free attacks (square), never
+as the source of a gradient attack. The check is where the gradient would be needed: a forward
+on an input that requires grad raises ``UsageError``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from trendcli.errors import ModelFileError, UsageError
+
+#: What a black-box member can be attacked with, in its error message.
+ATTACK_HINT = "use a transfer or gradient-free attack (square)"
+
+
+def black_box_message(name: str) -> str:
+    """The one line for a gradient asked of black-box member ``name``."""
+    return f"model {name} is black-box (ONNX run in onnxruntime): {ATTACK_HINT}"
+
+
+def open_session(path: Path):
+    """An onnxruntime CPU session for ``path``; an unreadable file is a ModelFileError naming it."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for a malformed graph
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelFileError(f"onnxruntime cannot load {path}: {first}") from None
+
+
+def run_session(session, x: np.ndarray) -> np.ndarray:
+    """The first output of ``session`` on float32 ``x`` [N, C, H, W].
+
+    A graph with a fixed batch size B runs in chunks of B; the last chunk is padded with
+    copies of its last image and the padding's outputs dropped (each image's logits depend on
+    that image alone in an eval-mode classifier, so the padding changes nothing).
+    """
+    inp = session.get_inputs()[0]
+    out_name = session.get_outputs()[0].name
+    batch = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
+    if batch is None or len(x) == batch:
+        return session.run([out_name], {inp.name: x})[0]
+    outs = []
+    for start in range(0, len(x), batch):
+        chunk = x[start : start + batch]
+        n = len(chunk)
+        if n < batch:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - n, axis=0)])
+        outs.append(session.run([out_name], {inp.name: chunk})[0][:n])
+    return np.concatenate(outs)
+
+
+class OnnxRuntimeNetwork(nn.Module):
+    """The network of a black-box member: ``forward`` runs the ONNX file in onnxruntime (CPU).
+
+    ``label`` names the member in the error a gradient request raises. The empty ``anchor``
+    parameter only tells callers that look at ``next(model.parameters()).device`` where the
+    outputs go; onnxruntime holds the weights.
+    """
+
+    def __init__(self, path: str | Path, label: str = "model"):
+        super().__init__()
+        self.path = Path(path)
+        self.label = label
+        self.session = open_session(self.path)
+        self.anchor = nn.Parameter(torch.zeros(0), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.requires_grad and torch.is_grad_enabled():
+            raise UsageError(black_box_message(self.label))
+        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(np.ascontiguousarray(run_session(self.session, array))).to(x.device)
+
+    def __deepcopy__(self, memo: dict) -> "OnnxRuntimeNetwork":
+        # An onnxruntime session cannot be copied; a copy opens the same file again.
+        return OnnxRuntimeNetwork(self.path, self.label)
+
+    def extra_repr(self) -> str:
+        return f"path={self.path}, label={self.label}"
+
+
+def is_black_box(model: nn.Module) -> bool:
+    """True when ``model`` runs (part of) its forward in onnxruntime."""
+    return any(isinstance(m, OnnxRuntimeNetwork) for m in model.modules())
+
+
+def require_gradients(model: nn.Module, name: str | None = None) -> None:
+    """Raise UsageError when a gradient attack would need ``model``'s gradients and it has none."""
+    if is_black_box(model):
+        label = name or getattr(model, "name", None) or "model"
+        raise UsageError(black_box_message(label))
