@@ -14,12 +14,13 @@ TORCH   := torch==2.14.1 torchvision==0.29.1
 
 setup: $(STAMP) $(FMNIST) $(CHROMIUM)
 
-$(STAMP): pyproject.toml plugins/trend-example/pyproject.toml
+$(STAMP): pyproject.toml plugins/trend-example/pyproject.toml plugins/trend-timm/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[test]' $(TORCH)
+	$(BIN)/pip install -q -e '.[test,onnx2torch]' $(TORCH)
 	$(BIN)/pip install -q -e plugins/trend-example
+	$(BIN)/pip install -q -e plugins/trend-timm $(TORCH)
 	touch $(STAMP)
 
 $(FMNIST):

@@ -9,7 +9,7 @@ ZOO order (the vgg is the fourth, so every N holds it); each trained for one epo
 --limit-train images (default 2000) into runs/bench/zoo_scale/models, once (not timed). For
 each N, in a fresh store: cold (N attacks, N^2 evaluations), warm store (sets known,
 prediction cache emptied: N^2 evaluations) and warm (new matrix over known models and sets:
-prediction cache hits only); wall seconds, and per ordered pair. PGD eps 8/255, alpha 0.01,
+prediction cache hits only); wall and this process's CPU seconds, and CPU seconds per ordered pair. PGD eps 8/255, alpha 0.01,
 STEPS steps, random start, first IMAGES test images, CPU.
 
 Design: the design function `trend design` runs (trendcli.ensemble.selection.design) on the
@@ -58,9 +58,18 @@ def matrix(dirs: list[Path], args: argparse.Namespace, store: Path):
 
 
 def timed(fn):
+    """(wall seconds, result)."""
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
+
+
+def timed_cpu(fn):
+    """(wall seconds, CPU seconds of this process, result): CPU time is what other jobs on a
+    shared machine disturb least."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - w0, time.process_time() - c0, out
 
 
 def synthetic_tm(n: int, group: int = 5, seed: int = 0) -> np.ndarray:
@@ -107,21 +116,23 @@ def main() -> None:
     print(f"PGD eps 8/255 alpha 0.01 {args.steps} steps, {args.images} test images, CPU, {args.threads} threads; "
           f"models: {', '.join(d.name for d in dirs)}; 1-min load average at the start {load:.1f} on {os.cpu_count()} cores")
     print()
-    print("| N | pairs | cold s | cold s/pair | warm store s | warm store s/pair | warm (cache) s | warm s/pair | evaluated cold / warm store / warm | read from cache (warm) |")
+    print("| N | pairs | cold wall / CPU s | cold CPU s/pair | warm store wall / CPU s | warm store CPU s/pair "
+          "| warm (cache) wall / CPU s | warm CPU s/pair | evaluated cold / warm store / warm | read from cache (warm) |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     last = None
     for n in sizes:
         store = Path(tempfile.mkdtemp(prefix="zoo_scale_store_"))
         try:
-            cold_s, cold = timed(lambda: matrix(dirs[:n], args, store))
+            cold_w, cold_c, cold = timed_cpu(lambda: matrix(dirs[:n], args, store))
             shutil.rmtree(store / "predictions")
-            ws_s, ws = timed(lambda: matrix(dirs[:n], args, store))
-            warm_s, warm = timed(lambda: matrix(dirs[:n], args, store))
+            ws_w, ws_c, ws = timed_cpu(lambda: matrix(dirs[:n], args, store))
+            warm_w, warm_c, warm = timed_cpu(lambda: matrix(dirs[:n], args, store))
         finally:
             shutil.rmtree(store, ignore_errors=True)
         np.testing.assert_array_equal(warm.n_t, cold.n_t)
         p = n * n
-        print(f"| {n} | {p} | {cold_s:.2f} | {cold_s / p:.4f} | {ws_s:.2f} | {ws_s / p:.4f} | {warm_s:.3f} | {warm_s / p:.5f} "
+        print(f"| {n} | {p} | {cold_w:.2f} / {cold_c:.2f} | {cold_c / p:.4f} | {ws_w:.2f} / {ws_c:.2f} | {ws_c / p:.4f} "
+              f"| {warm_w:.3f} / {warm_c:.3f} | {warm_c / p:.5f} "
               f"| {cold.evaluated} / {ws.evaluated} / {warm.evaluated} | {warm.read_from_cache} |")
         last = cold
     print()

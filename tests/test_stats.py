@@ -175,3 +175,74 @@ def test_stats_imports_no_torch():
 def test_jsonable_writes_undefined_numbers_as_null():
     data = {"a": float("nan"), "b": [np.float32(0.5), np.int64(3), np.bool_(True)], 1: np.array([1.0, np.inf])}
     assert stats.jsonable(data) == {"a": None, "b": [0.5, 3, True], "1": [1.0, None]}
+
+
+# -- the helpers the verdict rules share ---------------------------------------------------------------
+
+
+def test_wilson_intervals_of_arrays_and_rate_record():
+    from trendcli.stats import rate_record, wilson_intervals
+
+    iv = wilson_intervals([[8, 0], [-1, 3]], [[10, 0], [5, 3]])
+    assert iv.shape == (2, 2, 2)
+    assert iv[0, 0].tolist() == pytest.approx(list(wilson_interval(8, 10)))
+    assert np.isnan(iv[0, 1]).all() and np.isnan(iv[1, 0]).all()  # n = 0, and a count still to compute
+    assert iv[1, 1].tolist() == pytest.approx(list(wilson_interval(3, 3)))
+    rec = rate_record(8, 10)
+    assert rec["rate"] == 0.8 and rec["k"] == 8 and rec["n"] == 10 and rec["interval"] == pytest.approx(list(wilson_interval(8, 10)))
+
+
+def test_per_image_bits_round_trip():
+    from trendcli.stats import decode_bits, encode_bits
+
+    assert encode_bits([True, False, True, True]) == "1011"
+    assert decode_bits("1011").tolist() == [True, False, True, True]
+    assert encode_bits([]) == "" and decode_bits("").size == 0
+    with pytest.raises(ValueError):
+        decode_bits("10a")
+
+
+def test_paired_claim_by_hand():
+    from trendcli.stats import paired_claim
+
+    # 10 images: a right on 0..7, b right on 0..2 and 8: b = 5 (3..7), c = 1 (8)
+    a = np.array([1] * 8 + [0, 0], bool)
+    b = np.array([1, 1, 1, 0, 0, 0, 0, 0, 1, 0], bool)
+    r = paired_claim(a, b)
+    # exact McNemar: 2 * (C(6,0) + C(6,1)) / 2^6 = 14 / 64
+    assert r.p_value == pytest.approx(14 / 64) and r.effect == pytest.approx(0.4) and r.n == 10
+    assert r.verdict == "inconclusive" and r.test == "exact McNemar"
+    lo, hi = r.interval
+    assert lo <= 0.4 <= hi
+
+
+def test_bootstrap_claim_p_and_interval_by_hand():
+    from trendcli.stats import bootstrap_claim, bootstrap_weights
+
+    # 100 replicates 0.01, 0.02, ..., 1.00: none <= 0 -> p = 0; 100 replicates -0.5..0.49: P(<= 0) = 0.51
+    r = bootstrap_claim(0.5, np.arange(1, 101) / 100, 40, "t")
+    assert r.p_value == 0.0 and r.verdict == "holds" and r.n == 40
+    assert r.interval == pytest.approx(tuple(np.quantile(np.arange(1, 101) / 100, [0.025, 0.975])))
+    r = bootstrap_claim(-0.01, np.arange(-50, 50) / 100, 40, "t")
+    # P(rep <= 0) = 51 / 100, P(rep >= 0) = 50 / 100 -> p = min(1, 2 * 0.5) = 1
+    assert r.p_value == 1.0 and r.verdict == "inconclusive"
+    assert bootstrap_claim(0.1, [np.nan], 5, "t").verdict == "inconclusive"
+    w = bootstrap_weights(5, 4, seed=3)
+    assert w.shape == (4, 5) and (w.sum(1) == 5).all()
+    assert np.array_equal(w, bootstrap_weights(5, 4, seed=3))
+
+
+def test_all_of_holds_only_when_each_holds():
+    from trendcli.stats import all_of
+
+    win = ClaimResult("holds", "t", 0.01, 0.2, (0.1, 0.3), 100)
+    weak = ClaimResult("holds", "t", 0.04, 0.1, (0.01, 0.2), 100)
+    noise = ClaimResult("inconclusive", "t", 0.5, 0.01, (-0.05, 0.07), 100)
+    loss = ClaimResult("does not hold", "t", 0.001, -0.3, (-0.4, -0.2), 100)
+    r, label = all_of({"a": win, "b": weak}, "each")
+    assert (r.verdict, label, r.p_value, r.test) == ("holds", "b", 0.04, "each")  # the largest p decides
+    r, label = all_of({"a": win, "b": noise})
+    assert (r.verdict, label) == ("inconclusive", "b")
+    r, label = all_of({"a": win, "b": noise, "c": loss})
+    assert (r.verdict, label, r.effect) == ("does not hold", "c", -0.3)
+    assert all_of({})[0].verdict == "not measured"

@@ -24,19 +24,21 @@ _SUBMOD_ATTRS: dict[str, list[str]] = {
     "trendcli.adversarial.generate": ["AttackResult", "attack"],
     "trendcli.adversarial.store": ["AdvSet", "AdvStore"],
     "trendcli.data": ["get_dataset", "load_split"],
-    "trendcli.deploy.export": ["export_ensemble"],
+    "trendcli.deploy.export": ["export_ensemble", "run_export"],
     "trendcli.deploy.runtime": ["OnnxEnsemble"],
     "trendcli.ensemble.evaluation": ["EvalConfig", "evaluate"],
     "trendcli.ensemble.members": ["Ensemble"],
-    "trendcli.ensemble.selection": ["design", "design_from_matrix"],
+    "trendcli.ensemble.selection": ["design", "design_from_matrix", "run_design"],
     "trendcli.errors": ["TrendError", "UsageError"],
     "trendcli.hookspecs": ["hookimpl"],
     "trendcli.registry": ["get_registry", "lazy"],
     "trendcli.report.html": ["write_report"],
     "trendcli.study": ["load_study", "run_study"],
-    "trendcli.transfer.matrix": ["TransferMatrix", "compute_matrix"],
-    "trendcli.transfer.sweep": ["sweep"],
+    "trendcli.transfer.audit": ["run_audit"],
+    "trendcli.transfer.matrix": ["TransferMatrix", "compute_matrix", "run_matrix"],
+    "trendcli.transfer.sweep": ["run_sweep", "sweep"],
     "trendcli.zoo.files": ["build_model", "load_model", "save_model"],
+    "trendcli.zoo.importing": ["import_model"],
     "trendcli.zoo.model": ["TrendModel"],
     "trendcli.zoo.spec": ["ModelSpec", "model_id", "parse_model_id"],
     "trendcli.zoo.training": ["TrainConfig", "train"],
@@ -65,19 +67,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from trendcli.adversarial.generate import AttackResult, attack
     from trendcli.adversarial.store import AdvSet, AdvStore
     from trendcli.data import get_dataset, load_split
-    from trendcli.deploy.export import export_ensemble
+    from trendcli.deploy.export import export_ensemble, run_export
     from trendcli.deploy.runtime import OnnxEnsemble
     from trendcli.ensemble.evaluation import EvalConfig, evaluate
     from trendcli.ensemble.members import Ensemble
-    from trendcli.ensemble.selection import design, design_from_matrix
+    from trendcli.ensemble.selection import design, design_from_matrix, run_design
     from trendcli.errors import TrendError, UsageError
     from trendcli.hookspecs import hookimpl
     from trendcli.registry import get_registry, lazy
     from trendcli.report.html import write_report
     from trendcli.study import load_study, run_study
-    from trendcli.transfer.matrix import TransferMatrix, compute_matrix
-    from trendcli.transfer.sweep import sweep
+    from trendcli.transfer.audit import run_audit
+    from trendcli.transfer.matrix import TransferMatrix, compute_matrix, run_matrix
+    from trendcli.transfer.sweep import run_sweep, sweep
     from trendcli.zoo.files import build_model, load_model, save_model
+    from trendcli.zoo.importing import import_model
     from trendcli.zoo.model import TrendModel
     from trendcli.zoo.spec import ModelSpec, model_id, parse_model_id
     from trendcli.zoo.training import TrainConfig, train

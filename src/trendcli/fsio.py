@@ -20,9 +20,12 @@ def _umask() -> int:
     return mask
 
 
-def _public(path: str | Path, mode: int) -> None:
-    """Give a temp file/dir the permissions a plain create would (mkstemp/mkdtemp make them private)."""
+def public_mode(path: str | Path, mode: int) -> None:
+    """Give a file/dir the permissions a plain create would (mkstemp, mkdtemp and some writers make
+    them private): ``mode`` less the umask, so a shared run directory stays readable."""
     os.chmod(path, mode & ~_umask())
+
+
 
 
 def check_output(
@@ -101,7 +104,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     except OSError as exc:
         raise FileAccessError(f"cannot write {path}: {exc.strerror}") from None
     try:
-        _public(tmp, 0o666)
+        public_mode(tmp, 0o666)
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, sort_keys=False, default=_json_default)
             f.write("\n")
@@ -137,7 +140,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
         raise FileAccessError(f"cannot write {final}: {final.parent} is a file, not a directory") from None
     except OSError as exc:
         raise FileAccessError(f"cannot write {final}: {exc.strerror}") from None
-    _public(tmp, 0o777)
+    public_mode(tmp, 0o777)
     try:
         yield tmp
     except BaseException:

@@ -154,3 +154,37 @@ def test_worst_case_on_a_tiny_ensemble(tiny):
     again = evaluate(ens, cfg, root / "again").to_dict()
     assert all(s["cached"] for s in again["worst_case"]["ensemble"]["sets"])
     assert again["worst_case"]["ensemble"]["robust"] == w["ensemble"]["robust"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--protocol", "nope"], "error: unknown protocol 'nope'; known: standard, worst-case"),
+    (["--protocol", "worst-case", "--square-queries", "0"],
+     "error: square_queries (the query budget per image) must be an integer >= 1, got 0"),
+])
+def test_bad_protocol_input_is_one_clear_error_line(tmp_path, capsys, args, message):
+    from trendcli.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", "--ensemble", str(tmp_path / "none.json"), "--eps", "0.01", *args])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err == message
+
+
+@pytest.mark.slow
+@needs_fmnist
+def test_protocol_worst_case_through_the_cli(tiny, capsys):
+    from trendcli.cli import main
+
+    root, ens = tiny
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", "--ensemble", str(ens), "--attack", "agd,dag", "--eps", "0.05,0.1", "--steps", "4", "--limit", "24",
+              "--device", "cpu", "--store", str(root / "adv"), "--out", str(root / "cli"), "--no-sizes", "--no-domination",
+              "--transfer-from", str(root / "outside"), "--tie-break", "first", "--protocol", "worst-case",
+              "--worst-case-eps", "0.05", "--apgd-iter", "4", "--apgd-targets", "2", "--square-queries", "20",
+              "--masking-images", "12"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "worst case at eps 0.05 on 24 images" in out and "gradient-masking flags" in out and "robust" in out
+    data = json.loads((root / "cli" / "evaluation.json").read_text())
+    assert data["settings"]["protocol"] == "worst-case" and data["worst_case"]["settings"]["square"]["n_queries"] == 20

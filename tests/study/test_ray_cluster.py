@@ -24,7 +24,7 @@ import pytest
 
 from trendcli.study import run_study
 
-from ..conftest import needs_fmnist
+from ..conftest import needs_fmnist, needs_loopback_only_network
 from .test_runner import _results, _study
 
 pytestmark = [pytest.mark.slow, needs_fmnist]
@@ -46,6 +46,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def cluster():
     """A head and a worker on 127.0.0.1 with separate temp dirs; `ray stop` whatever happens."""
+    needs_loopback_only_network()
     port = _free_port()
     head_tmp, worker_tmp = (Path(tempfile.mkdtemp(prefix=p, dir="/tmp")) for p in ("trh", "trw"))  # short: socket paths
     env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0"}

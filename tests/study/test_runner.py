@@ -10,7 +10,7 @@ import pytest
 from trendcli.progress import NullProgress
 from trendcli.study import load_study, run_study
 
-from ..conftest import needs_fmnist
+from ..conftest import needs_fmnist, needs_loopback_only_network
 
 TINY = """
 [study]
@@ -113,6 +113,7 @@ def test_run_skip_interrupt_resume(tmp_path):
 @pytest.mark.slow
 def test_local_and_ray_executors_give_the_same_results(tmp_path):
     pytest.importorskip("ray")
+    needs_loopback_only_network()
     local = run_study(_study(tmp_path, "local"))
     ray_run = run_study(_study(tmp_path, "ray"), executor="ray")
     assert len(ray_run.ran) == len(local.ran)

@@ -100,7 +100,7 @@ def test_a_matrix_entry_into_the_black_box_target_equals_an_onnxruntime_count(zo
         path = next(src["store_path"] for src in mx.sources if src["name"] == name)
         with AdvSet(path) as advset:
             adv, indices, labels = advset.read_adv(), advset.indices, advset.labels
-        clean, _ = test.batch(torch.as_tensor(indices))
+        clean, _ = test.batch(torch.as_tensor(np.array(indices)))
         with torch.inference_mode():
             src_clean = source(clean).argmax(1).numpy() == labels
             src_adv = source(torch.from_numpy(adv)).argmax(1).numpy() == labels

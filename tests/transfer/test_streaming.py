@@ -108,3 +108,22 @@ def test_trend_matrix_prints_the_counts(tmp_path, fake_attack, capsys):
     code, out, err = _cli(argv + ["--out", str(tmp_path / "b")], capsys)  # a new matrix over known sets
     assert code == 0, err
     assert "0 evaluated, 4 read from the cache; 0 set(s) attacked" in " ".join(out.split())
+
+
+@needs_fmnist
+def test_a_cache_that_cannot_be_written_is_logged_not_fatal(tmp_path, monkeypatch):
+    from trendcli.adversarial.store import PredictionCache
+    from trendcli.errors import StoreError
+
+    models = load_models([template_model(0), template_model(1)])
+    advset = FakeAttack()(models[0], "fgsm", {"eps": 0.1}, limit=32, batch_size=32, store=tmp_path).advset
+    data, _ = load_split("fashion_mnist", "test")
+
+    def refuse(self, spec, predictions, set_created=None):
+        raise StoreError(f"cannot write {self.root} (Read-only file system)")
+
+    monkeypatch.setattr(PredictionCache, "put", refuse)
+    log = Log()
+    ev = streaming.evaluate_set(advset, dict(enumerate(models)), data, 32, progress=log, cache=AdvStore(tmp_path).predictions)
+    assert ev.evaluated == [0, 1] and sum("not kept in the cache" in m for m in log.messages) == 2
+    np.testing.assert_array_equal(ev.adv_pred[0] == ev.labels, ev.adv_ok[0])

@@ -142,12 +142,15 @@ def attack(
     """
     progress = progress or NullProgress()
     if limit is not None and limit < 1:
-        raise UsageError(f"--limit must be at least 1, got {limit}")
+        raise UsageError(f"limit must be at least 1, got {limit}")
     if batch_size is not None and batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+        raise UsageError(f"batch_size must be at least 1, got {batch_size}")
     dev = resolve_device(device)
     members = load_models(list(models) if isinstance(models, (list, tuple)) else [models], dev)
     check_compatible(members)
+    from trendcli.zoo.blackbox import check_attackable
+
+    check_attackable(method, [(m, m.name) for m in members])
     layout_used = resolve_layout(layout or "auto", members)
     params = dict(params or {})
     if len(members) > 1:

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import typer
 
-from trendcli.cli import attack, datasets, design, evaluate, export, infer, matrix, plugins, report, run, sweep, train
+from trendcli.cli import attack, audit, datasets, design, evaluate, export, import_, infer, matrix, plugins, report, run, sweep, train
 
 #: (command name, function, what an interrupted run keeps), in `trend --help` order.
 COMMANDS: list[tuple[str, Callable[..., None], str]] = [
@@ -24,6 +24,8 @@ COMMANDS: list[tuple[str, Callable[..., None], str]] = [
     ("evaluate", evaluate.evaluate_cmd, "finished attack chunks"),
     ("export-ensemble", export.export_cmd, ""),
     ("infer", infer.infer_cmd, ""),
+    ("import", import_.import_cmd, ""),
+    ("audit", audit.audit_cmd, "finished attack chunks"),
     ("run", run.run_cmd, "finished study tasks and attack chunks"),
     ("report", report.report_cmd, ""),
     ("plugins", plugins.plugins_cmd, ""),

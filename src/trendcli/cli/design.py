@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from trendcli.cli import options as ao
 from trendcli.cli.options import parse_names
@@ -22,20 +21,23 @@ def design_cmd(
     top: Annotated[int, typer.Option("--top", help="How many candidate ensembles to show.")] = 5,
     method: Annotated[str, typer.Option("--method", help="auto (exhaustive when C(n,K) <= 20000), exhaustive or greedy.")] = "auto",
     nan_policy: Annotated[str, typer.Option("--nan", help="Undefined TM pairs: worst (count as 1.0) or skip.")] = "worst",
-    tie_break: ao.TieBreak = "first",
+    tie_break: ao.TieBreak = "paper",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the paper tie-break.")] = 0,
     per_image: ao.PerImage = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a finished ensemble file written by trendcli; never files it did not write.")] = False,
     as_json: ao.Json = False,
 ) -> None:
     """Design a TREND ensemble: the K models with the lowest mean pairwise symmetrized TM."""
     from trendcli.ensemble.selection import run_design
 
     run = run_design(matrix, size, out, parse_names(require), parse_names(candidates) or None, top=top, method=method,
-                     nan_policy=nan_policy, tie_break=tie_break, seed=seed, per_image=per_image)
+                     nan_policy=nan_policy, tie_break=tie_break, seed=seed, per_image=per_image, force=force)
     result, written = run.result, run.ensemble
     if as_json:
         print_json({**result.to_dict(), "out": str(written) if written else None})
         return
+    from rich.table import Table
+
     acc = result.clean_accuracy
     table = Table(title=f"TREND candidates, K = {size} ({result.method}: {result.subsets_scored} of {result.subsets_total} subsets scored)")
     table.add_column("rank", justify="right")

@@ -8,18 +8,59 @@ from typing import Annotated, Optional
 import typer
 
 from trendcli.cli import options as ao
-from trendcli.cli.options import parse_list, parse_number
+from trendcli.cli.options import parse_number
 from trendcli.cli.render import RichProgress, console, fmt, print_json
 
 
 def _verdict(claim: dict) -> str:
-    holds = claim.get("holds")
-    if holds is None:
+    """A claim's verdict with its test, p-value, effect [95 % interval] and n."""
+    from trendcli.stats import fmt_interval, fmt_p
+
+    verdict = claim.get("verdict", "not measured")
+    if verdict == "not measured":
         return f"not measured ({claim.get('reason', 'no eps in range')})"
-    rows = claim.get("by_eps", [])
-    ok = sum(bool(r.get("beats_all", r.get("agd_beats_dag"))) for r in rows)
-    where = f" (at {ok} of {len(rows)} eps: " + ", ".join(f"{r['eps']:g}" for r in rows if r.get("beats_all", r.get("agd_beats_dag"))) + ")"
-    return ("[green]holds[/]" if holds else "[red]does not hold[/]") + where
+    colour = {"holds": "green", "does not hold": "red"}.get(verdict, "yellow")
+    effect = claim.get("effect")
+    effect_text = "n/a" if effect is None else f"{effect:+.3f} {fmt_interval(claim.get('interval'), lambda v: f'{v:+.3f}')}"
+    return (f"[{colour}]{verdict}[/] ({claim.get('test')}; p {fmt_p(claim.get('p_value'))}; effect {effect_text}; "
+            f"n {claim.get('n')})")
+
+
+def _rate(value: float | None, interval: list | None) -> str:
+    """A rate with its Wilson 95 % interval: ``0.8700 [0.838, 0.897]``."""
+    from trendcli.stats import fmt_interval
+
+    iv = fmt_interval(interval)
+    return fmt(value, ".4f") if iv == "n/a" else f"{fmt(value, '.4f')} {iv}"
+
+
+def _print_worst_case(worst: dict, masking: dict) -> None:
+    """The worst-case table (each target x each attack of the suite, robust accuracy last) and the flags."""
+    from rich.table import Table
+
+    from trendcli.report.robustness import worst_case_rows
+
+    head, rows = worst_case_rows(worst)
+    table = Table(title=f"worst case at eps {worst['eps']:g} on {worst['n_images']} images: adversarial accuracy "
+                        "[95 %] per attack; robust = right clean and after every attack")
+    for i, h in enumerate(head):
+        table.add_column(h, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    for name, reason in (worst.get("not_run") or {}).items():
+        console.print(f"  not run: {name} ({reason})")
+    claim = worst.get("claim") or {}
+    console.print(f"  {claim.get('claim', '')}: {claim.get('verdict', 'not measured')} ({claim.get('this_run', '')})")
+    for key, s in (worst.get("claims_survival") or {}).items():
+        console.print(f"  {key} under the worst case: {s['text']}")
+    flags = [("ensemble", f) for f in masking.get("ensemble") or []]
+    flags += [(m, f) for m, fl in (masking.get("members") or {}).items() for f in fl]
+    if flags:
+        console.print("gradient-masking flags (Carlini et al. 2019):")
+        for target, f in flags:
+            mark = {True: "[red]FIRED[/]", False: "ok", None: "not measured"}[f["fired"]]
+            console.print(f"  {target}: {f['check']}: {mark}; {f['text']}")
 
 
 def evaluate_cmd(
@@ -44,22 +85,37 @@ def evaluate_cmd(
     data_dir: ao.DataDir = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Directory for evaluation.json and the PNGs (default: runs/eval/<ensemble name>).")] = None,
     as_json: ao.Json = False,
+    protocol: Annotated[str, typer.Option("--protocol", help="standard (the paper's: rules, PGD on each member, transfer) or worst-case (adds, per image, the worst over APGD-CE, APGD-T, Square and transfer, for the ensemble and each member, and the gradient-masking flags).")] = "standard",
+    worst_case_eps: Annotated[Optional[str], typer.Option("--worst-case-eps", help="Worst-case protocol: the eps of the suite, one of --eps (default: the one nearest 0.01).")] = None,
+    worst_case_limit: Annotated[Optional[int], typer.Option("--worst-case-limit", help="Worst-case protocol: the first N evaluated images (default: all).")] = None,
+    apgd_iter: Annotated[int, typer.Option("--apgd-iter", help="Worst-case protocol: APGD and APGD-T iterations per run.")] = 100,
+    apgd_targets: Annotated[int, typer.Option("--apgd-targets", help="Worst-case protocol: APGD-T target classes.")] = 9,
+    square_queries: Annotated[int, typer.Option("--square-queries", help="Worst-case protocol: Square's query budget per image.")] = 1000,
+    masking_images: Annotated[int, typer.Option("--masking-images", help="Worst-case protocol: images of the masking probes (large eps, step counts).")] = 100,
+    large_eps: Annotated[str, typer.Option("--large-eps", help="Worst-case protocol: the masking probe's large eps.")] = "0.5",
 ) -> None:
     """Attack the ensemble (white-box ensemble attacks, PGD on each member, optional transfer) and compare."""
     from rich.table import Table
 
-    from trendcli.ensemble.evaluation import EvalConfig, evaluate
+    from trendcli.cli.outputs import check_evaluate_out
+    from trendcli.ensemble.evaluation import PLOT_FILES, EvalConfig, evaluate
+    from trendcli.ensemble.worst_case import WorstCaseConfig
 
     config = EvalConfig(
         attacks=tuple(a.strip() for a in attack.split(",") if a.strip()),
-        eps=tuple(parse_list(eps, "--eps")) if eps else (),
+        eps=tuple(ao.parse_eps_list(eps)) if eps else (),
         alpha=parse_number(alpha, "--alpha") if alpha else 0.0,
         steps=steps, random_start=random_start, seed=seed, limit=limit, split=split,
         transfer_from=str(transfer_from) if transfer_from else None, sizes=sizes, domination=domination,
         tie_break=tie_break, per_image=per_image, batch_size=batch_size, device=device, store=str(store),
-        data_dir=str(data_dir) if data_dir else None, force=force,
+        data_dir=str(data_dir) if data_dir else None, force=force, protocol=protocol,
+        worst_case=WorstCaseConfig(
+            eps=parse_number(worst_case_eps, "--worst-case-eps") if worst_case_eps else None, limit=worst_case_limit,
+            apgd_iter=apgd_iter, apgd_targets=apgd_targets, square_queries=square_queries,
+            masking_images=masking_images, large_eps=parse_number(large_eps, "--large-eps")),
     )
     out_dir = out or Path("runs/eval") / ensemble.stem
+    check_evaluate_out(out_dir, PLOT_FILES.values())
     with RichProgress(quiet=as_json) as progress:
         result = evaluate(ensemble, config, out_dir, progress)
     data = result.to_dict()
@@ -72,9 +128,11 @@ def evaluate_cmd(
     short = dict(zip(members, short_labels(members)))
     clean = data["clean_accuracy"]
     console.print(f"[bold]{' + '.join(members)}[/] on {data['n_images']} {config.split} images "
-                  f"(tie-break {data['ensemble']['tie_break']}): clean accuracy ensemble [bold]{clean['ensemble']:.4f}[/], "
-                  + ", ".join(f"{m} {a:.4f}" for m, a in clean["members"].items()))
-    table = Table(title="adversarial accuracy: ensemble under each ensemble attack, each member under white-box PGD; ratio = ensemble / member")
+                  f"(tie-break {data['ensemble']['tie_break']}): clean accuracy ensemble "
+                  f"[bold]{_rate(clean['ensemble'], clean.get('interval'))}[/], "
+                  + ", ".join(f"{m} {_rate(a, (clean.get('member_intervals') or {}).get(m))}" for m, a in clean["members"].items()))
+    table = Table(title="adversarial accuracy [95 % interval]: ensemble under each ensemble attack, each member under "
+                        "white-box PGD; ratio = ensemble / member")
     table.add_column("attack")
     table.add_column("eps", justify="right")
     table.add_column("ensemble", justify="right")
@@ -82,10 +140,11 @@ def evaluate_cmd(
         table.add_column(f"{short[m]} PGD", justify="right")
         table.add_column("ratio", justify="right")
     for row in data["table"]:
-        cells = [row["attack"], f"{row['eps']:g}", fmt(row["ensemble_accuracy"], ".4f")]
+        cells = [row["attack"], f"{row['eps']:g}", _rate(row["ensemble_accuracy"], row.get("ensemble_accuracy_interval"))]
         for m in members:
             r = row["ratio"][m]
-            cells += [fmt(row["member_pgd_accuracy"][m], ".4f"), "n/a" if r is None else f"{r:.2f}x"]
+            iv = (row.get("member_pgd_accuracy_interval") or {}).get(m)
+            cells += [_rate(row["member_pgd_accuracy"][m], iv), "n/a" if r is None else f"{r:.2f}x"]
         table.add_row(*cells)
     console.print(table)
     if data["transfer"]:
@@ -103,6 +162,8 @@ def evaluate_cmd(
     console.print(f"  ensemble beats every member (A-GD vs PGD): {_verdict(claims['ensemble_beats_members'])}")
     console.print(f"  ensemble beats every member (strongest attack): {_verdict(claims['ensemble_beats_members_worst_case'])}")
     console.print(f"  ensemble beats every member (black-box): {_verdict(claims['ensemble_beats_members_black_box'])}")
+    if data.get("worst_case"):
+        _print_worst_case(data["worst_case"], data.get("masking") or {})
     if data.get("domination"):
         d = data["domination"]
         console.print("gradient domination, share of pixels equal to each member's sign: "

@@ -24,6 +24,7 @@ def export_cmd(
     ] = None,
     infer_limit: Annotated[Optional[int], typer.Option("--infer-limit", help="Images of the test split the dataset check runs on (default: all).")] = None,
     data_dir: ao.DataDir = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a finished ONNX ensemble written by trendcli; never files it did not write.")] = False,
     as_json: ao.Json = False,
 ) -> None:
     """Export an ensemble (members' per-image input quantization, networks, vote) to one ONNX file."""
@@ -35,7 +36,7 @@ def export_cmd(
         raise UsageError("give either --ensemble E.json or one --model DIR per member")
     with RichProgress(quiet=as_json) as progress:
         run = run_export(ensemble if ensemble is not None else list(model or []), out, opset=opset, tie_break=tie_break,
-                         infer_limit=infer_limit, data_dir=data_dir, progress=progress)
+                         infer_limit=infer_limit, data_dir=data_dir, progress=progress, force=force)
     path, meta = run.path, read_metadata(run.path)
     if as_json:
         print_json({"path": str(path), "bytes": path.stat().st_size, **meta, "check": run.check,

@@ -53,7 +53,7 @@ def import_cmd(
     black_box: Annotated[bool, typer.Option("--black-box", help="ONNX: run in onnxruntime without trying onnx2torch.")] = False,
     name: Annotated[Optional[str], typer.Option("--name", help="The member's id (default: the file's stem).")] = None,
     limit_test: Annotated[Optional[int], typer.Option("--limit-test", help="Measure accuracy on the first N test images only.")] = None,
-    replace: Annotated[bool, typer.Option("--replace", help="Replace a different model already in --out.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace a different model already in --out.")] = False,
     data_dir: ao.DataDir = None,
     as_json: ao.Json = False,
 ) -> None:
@@ -65,7 +65,7 @@ def import_cmd(
         mean=_numbers(mean, "--mean"), std=_numbers(std, "--std"), normalizes_itself=normalizes_itself,
         input_range=_range(input_range),
         class_order=[c.strip() for c in class_order.split(",")] if class_order else None,
-        black_box=black_box, name=name, data_dir=data_dir, limit_test=limit_test, force=replace,
+        black_box=black_box, name=name, data_dir=data_dir, limit_test=limit_test, force=force,
     )
     card = {k: v for k, v in model.meta.items() if k != "path"}
     if as_json:

@@ -18,9 +18,9 @@ import typer
 from trendcli.errors import UsageError
 
 # -- attack parameters ------------------------------------------------------------------------
-AttackName = Annotated[str, typer.Option("--attack", "--method", help="Attack (see `trend plugins`): pgd, fgsm, bim, cw-l2, cw-linf, deepfool.")]
-Eps = Annotated[Optional[str], typer.Option("--eps", help="L-inf bound in [0, 1] pixel units; fractions ok (8/255).")]
-EpsList = Annotated[Optional[str], typer.Option("--eps", help="L-inf bounds in [0, 1] pixel units, comma-separated; fractions ok (2/255,4/255).")]
+AttackName = Annotated[str, typer.Option("--attack", "--method", help="Attack (see `trend plugins`): pgd, fgsm, bim, cw-l2, cw-linf, deepfool, apgd, apgd_t, square, mifgsm.")]
+Eps = Annotated[Optional[str], typer.Option("--eps", help="L-inf bound in (0, 1] pixel units; fractions ok (8/255).")]
+EpsList = Annotated[Optional[str], typer.Option("--eps", help="L-inf bounds in (0, 1] pixel units, comma-separated; fractions ok (2/255,4/255).")]
 Alpha = Annotated[Optional[str], typer.Option("--alpha", help="Step size (PGD, BIM, CW-Linf, ensemble PGD); fractions ok.")]
 Steps = Annotated[Optional[int], typer.Option("--steps", help="Iterations (PGD, BIM, CW, ensemble PGD).")]
 RandomStart = Annotated[Optional[bool], typer.Option("--random-start/--no-random-start", help="Start PGD at a uniform point of the eps-ball.")]
@@ -34,6 +34,11 @@ Norm = Annotated[Optional[str], typer.Option("--norm", help="DeepFool norm: l2 o
 Overshoot = Annotated[Optional[float], typer.Option("--overshoot", help="DeepFool overshoot.")]
 MaxIter = Annotated[Optional[int], typer.Option("--max-iter", help="DeepFool iterations.")]
 TieBreak = Annotated[Optional[str], typer.Option("--tie-break", help="Ensemble vote tie-break: first, paper or confidence.")]
+Decay = Annotated[Optional[float], typer.Option("--decay", help="MI-FGSM momentum decay mu (default 1.0).")]
+DiversityProb = Annotated[Optional[float], typer.Option("--diversity-prob", help="MI-FGSM input diversity (DI): probability of the resize-and-pad transform per step.")]
+TiKernel = Annotated[Optional[int], typer.Option("--ti-kernel", help="MI-FGSM translation invariance (TI): side of the Gaussian kernel (odd).")]
+Di = Annotated[bool, typer.Option("--di", help="Input diversity as Xie et al. 2019: --diversity-prob 0.5.")]
+Ti = Annotated[bool, typer.Option("--ti", help="Translation invariance as Dong et al. 2019: --ti-kernel 7.")]
 
 # -- data, store and device --------------------------------------------------------------------
 Store = Annotated[Path, typer.Option("--store", help="Adversarial-set store directory (shared by every command).")]
@@ -59,6 +64,19 @@ def parse_number(text: str, option: str) -> float:
     return value
 
 
+def parse_eps(text: str, option: str = "--eps") -> float:
+    """An L-inf bound: a number (or fraction) in (0, 1] on the [0, 1] pixel scale."""
+    value = parse_number(text, option)
+    if not 0 < value <= 1:
+        raise UsageError(f"{option} must lie in (0, 1] on the [0, 1] pixel scale (fractions ok: 8/255), got {text!r}")
+    return value
+
+
+def parse_eps_list(text: str, option: str = "--eps") -> list[float]:
+    """Comma-separated L-inf bounds, each in (0, 1]."""
+    return [parse_eps(t, option) for t in text.split(",") if t.strip()]
+
+
 def parse_list(text: str, option: str) -> list[float]:
     """Comma-separated numbers (fractions allowed)."""
     return [parse_number(t, option) for t in text.split(",") if t.strip()]
@@ -77,9 +95,36 @@ def attack_params(
 ) -> dict[str, Any]:
     """The params dict of the attack options that were given."""
     raw = {
-        "eps": parse_number(eps, "--eps") if eps is not None else None,
+        "eps": parse_eps(eps) if eps is not None else None,
         "alpha": parse_number(alpha, "--alpha") if alpha is not None else None,
         "steps": steps, "random_start": random_start, "restarts": restarts, "seed": seed, "kappa": kappa,
         "c": c, "lr": lr, "binary_steps": binary_steps, "norm": norm, "overshoot": overshoot, "max_iter": max_iter,
     }
     return {k: v for k, v in raw.items() if v is not None}
+
+
+#: What --di and --ti stand for (the papers' settings).
+DI_PROB, TI_KERNEL = 0.5, 7
+TRANSFER_OPTIONS = {"decay": "--decay", "diversity_prob": "--diversity-prob / --di", "ti_kernel": "--ti-kernel / --ti"}
+
+
+def transfer_params(method: str, di: bool = False, ti: bool = False, diversity_prob: float | None = None,
+                    ti_kernel: int | None = None, decay: float | None = None) -> dict[str, Any]:
+    """The MI-FGSM family's parameters (DI, TI, momentum) that were given, checked against ``method``."""
+    if di and diversity_prob is not None:
+        raise UsageError("give --di or --diversity-prob, not both")
+    if ti and ti_kernel is not None:
+        raise UsageError("give --ti or --ti-kernel, not both")
+    raw = {"decay": decay, "diversity_prob": DI_PROB if di else diversity_prob, "ti_kernel": TI_KERNEL if ti else ti_kernel}
+    params = {k: v for k, v in raw.items() if v is not None}
+    if params:
+        import dataclasses
+
+        from trendcli.registry import canonical, get_registry
+
+        factory = get_registry().factory("attack", canonical(method))
+        fields = {f.name for f in dataclasses.fields(factory)} if dataclasses.is_dataclass(factory) else set()
+        bad = next((k for k in params if k not in fields), None)
+        if bad:
+            raise UsageError(f"{TRANSFER_OPTIONS[bad]} needs an attack with {bad}, e.g. mifgsm; {method!r} has none")
+    return params

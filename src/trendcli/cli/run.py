@@ -18,6 +18,7 @@ def run_cmd(
     executor: Annotated[str, typer.Option("--executor", help="local or ray.")] = "local",
     address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster address (default: start a local Ray).")] = None,
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", help="Override the study's run directory.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rerun every task (of --only's stage) and regenerate its adversarial sets; replaces only files trendcli wrote.")] = False,
     as_json: ao.Json = False,
 ) -> None:
     """Run a study: skip finished tasks, run the rest, resume after an interruption."""
@@ -27,7 +28,8 @@ def run_cmd(
 
     study = load_study(study_file, run_dir=run_dir)
     with RichProgress(quiet=as_json) as progress:
-        result = run_study(study, only=only, dry_run=dry_run, executor=executor, address=address, progress=progress)
+        result = run_study(study, only=only, dry_run=dry_run, executor=executor, address=address, progress=progress,
+                           force=force)
     if as_json:
         print_json({"run_dir": str(result.run_dir), "tasks": result.tasks})
         return

@@ -6,10 +6,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from trendcli.cli import options as ao
-from trendcli.cli.options import parse_list
 from trendcli.cli.render import RichProgress, console, fmt, print_json
 
 
@@ -31,10 +29,12 @@ def sweep_cmd(
 ) -> None:
     """Sweep the attack strength: generated and transferred counts and TM per eps, optionally fitted."""
     from trendcli.transfer.heatmap import short_labels
-    from trendcli.transfer.sweep import run_sweep
+    from trendcli.cli.outputs import check_sweep_out
+    from trendcli.transfer.sweep import run_sweep, sweep_prefix
 
     params = ao.attack_params(None, alpha, steps, random_start, restarts, seed, kappa, c, lr, binary_steps, norm, overshoot, max_iter)
-    eps_list = parse_list(eps, "--eps") if eps else None
+    eps_list = ao.parse_eps_list(eps) if eps else None
+    check_sweep_out(sweep_prefix(str(source), method, out))
     with RichProgress(quiet=as_json) as progress:
         run = run_sweep(
             str(source), [str(t) for t in target], out, method, params, points=points, eps=eps_list, fit=fit,
@@ -46,17 +46,21 @@ def sweep_cmd(
     if as_json:
         print_json({**data, "files": {"json": str(json_path), "png": str(png_path)}})
         return
+    from rich.table import Table
+
     table = Table(title=f"{method} from {res.source} on {data['attack']['n_images']} {split} images "
                         "(N_g(s) = N_t(s->s) over source-correct images; TM per eq. 1)")
     table.add_column("eps", justify="right")
     table.add_column("N_g(s)", justify="right")
     for name in short_labels([res.source, *res.targets])[1:]:
         table.add_column(f"N_t -> {name}", justify="right")
-        table.add_column("TM", justify="right")
+        table.add_column("TM [95 %]", justify="right")
     for j, e in enumerate(res.eps):
         cells = [f"{e:.4f}", str(int(res.n_self[j]))]
         for i in range(len(res.targets)):
-            cells += [str(int(res.n_t[i, j])), fmt(float(res.tm[i, j]))]
+            iv = data["tm_interval"][i][j]
+            tm = fmt(float(res.tm[i, j]))
+            cells += [str(int(res.n_t[i, j])), tm if iv[0] is None else f"{tm} [{iv[0]:.2f}, {iv[1]:.2f}]"]
         table.add_row(*cells)
     console.print(table)
     if res.fitted:

@@ -33,6 +33,7 @@ def train_cmd(
     pretrained: Annotated[bool, typer.Option(help="Start from torchvision weights in the local torch hub cache (tv_* archs).")] = False,
     device: ao.Device = "auto",
     data_dir: ao.DataDir = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a finished model written by trendcli; never files it did not write.")] = False,
     as_json: ao.Json = False,
 ) -> None:
     """Train a model (architecture x input/weight/activation quantization) and save it."""
@@ -46,7 +47,7 @@ def train_cmd(
         device=device, data_dir=str(data_dir) if data_dir else None,
     )
     with RichProgress(quiet=as_json) as progress:
-        model = train(config, out, progress)
+        model = train(config, out, progress, force=force)
     card = model.meta
     if as_json:
         print_json(card)

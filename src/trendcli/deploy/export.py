@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from dataclasses import dataclass
@@ -27,7 +26,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from trendcli.errors import OnnxExportError, UsageError
+from trendcli.errors import FileAccessError, OnnxExportError, UsageError
+from trendcli.fsio import check_output, writable_dir
 from trendcli.progress import Progress
 from trendcli.zoo.model import TrendModel
 from trendcli.zoo.files import check_compatible
@@ -150,7 +150,10 @@ def _resolve(
             {"id": m.id, "path": str(d), "weights_sha256": m.weights_sha256}
             for m, d in zip(source.members, source.member_dirs())
         ]
-        return models, rows, tie_break or source.tie_break
+        # The paper's tie-break draws a random member and cannot live in a fixed graph: an ensemble
+        # designed with it exports with "first" (recorded in the ONNX metadata) unless told otherwise.
+        default = "first" if source.tie_break == "paper" else source.tie_break
+        return models, rows, tie_break or default
     items = list(source)
     if not items:
         raise UsageError("an ensemble needs at least one member")
@@ -263,10 +266,9 @@ def export_ensemble(
     graph = EnsembleGraph(models, policy).eval()
     meta = export_metadata(models, rows, policy, int(opset))
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    writable_dir(out_path.parent, "ONNX file")
+    # A plain create (not mkstemp, which makes the file private): the file keeps the umask's mode.
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     try:
         try:
             export_graph(graph, tmp, int(opset))
@@ -289,6 +291,8 @@ def export_ensemble(
             raise OnnxExportError(f"the exported graph fails onnx.checker: {str(exc).splitlines()[0]}") from exc
         onnx.save(proto, str(tmp))
         os.replace(tmp, out_path)
+    except OSError as exc:
+        raise FileAccessError(f"cannot write {out_path}: {exc.strerror}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return out_path
@@ -300,6 +304,35 @@ def export_ensemble(
 def check_path(onnx_path: str | Path) -> Path:
     """Where an export's dataset check goes: ``E.onnx`` -> ``E.infer.json`` (the report reads it)."""
     return Path(onnx_path).with_suffix(".infer.json")
+
+
+def _is_export(path: Path) -> bool:
+    from trendcli.deploy.runtime import read_metadata
+
+    try:
+        read_metadata(path)
+    except OnnxExportError:
+        return False
+    return True
+
+
+def _is_check(path: Path) -> bool:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "accuracy" in data
+
+
+def check_export_out(out_path: str | Path, force: bool = False) -> None:
+    """Refuse ``out_path`` before any work unless absent, or a trendcli ensemble and ``force``;
+    its :func:`check_path` is replaced only when trendcli wrote it. Never a file trendcli did not write."""
+    out_path = Path(out_path)
+    check_output(out_path, "ONNX ensemble", _is_export, force=force)
+    check = check_path(out_path)
+    if check != out_path:
+        check_output(check, "export check", _is_check, force=True)
+    writable_dir(out_path.parent, "ONNX file")
 
 
 @dataclass
@@ -322,13 +355,16 @@ def run_export(
     data_dir: str | Path | None = None,
     provider: str = "cpu",
     progress: Progress | None = None,
+    force: bool = False,
 ) -> ExportRun:
     """The export stage: :func:`export_ensemble`, then the file run on onnxruntime over the first
     ``infer_limit`` test images of ``dataset`` (default: the export's own), written beside it as
-    :func:`check_path` (accuracy, member agreement, images/s, latency)."""
+    :func:`check_path` (accuracy, member agreement, images/s, latency). An existing ``out_path``
+    is refused before any work unless it is a trendcli ensemble and ``force`` (:func:`check_export_out`)."""
     from trendcli.deploy.runtime import OnnxEnsemble, run_dataset
     from trendcli.fsio import write_json_atomic
 
+    check_export_out(out_path, force)
     path = export_ensemble(ensemble_or_member_dirs, out_path, opset=opset, tie_break=tie_break)
     run = run_dataset(OnnxEnsemble(path, provider=provider), dataset, limit=infer_limit,
                       data_dir=Path(data_dir) if data_dir else None, progress=progress)

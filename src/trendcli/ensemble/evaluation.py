@@ -212,8 +212,8 @@ def _setup(ensemble: Ensemble | str | Path, config: EvalConfig | None, progress:
     from trendcli.data import load_split
     from trendcli.zoo.files import resolve_device
 
+    cfg = (config or EvalConfig()).validated()  # bad settings fail before anything loads
     ens = ensemble if isinstance(ensemble, Ensemble) else Ensemble.load(ensemble)
-    cfg = (config or EvalConfig()).validated()
     if ens.size < 2:
         raise UsageError(f"an ensemble to evaluate needs at least 2 members, got {ens.size}")
     per_image = cfg.per_image if cfg.per_image is not None else ens.per_image
@@ -241,6 +241,8 @@ def _clean_accuracy(st: _Setup) -> tuple[list[torch.Tensor], torch.Tensor, dict[
         "members": {m: _accuracy(lg.argmax(1), labels) for m, lg in zip(st.ids, clean_logits)},
         "per_image": {"ensemble": _bits(vote, labels),
                       "members": {m: _bits(lg.argmax(1), labels) for m, lg in zip(st.ids, clean_logits)}},
+        # the same images voted with every tie-break: the export deploys "first" or "confidence"
+        "by_tie_break": {tb: _accuracy(vote_logits(clean_logits, tb, st.ens.seed), labels) for tb in TIE_BREAKS},
     }
     st.progress.log(f"clean accuracy on {st.n} images: ensemble {fmt_rate(clean['ensemble'])}, "
                     + ", ".join(f"{m} {fmt_rate(a)}" for m, a in clean["members"].items()))

@@ -1,7 +1,8 @@
 """Gradient-masking flags (Carlini et al. 2019, "On Evaluating Adversarial Robustness",
 arXiv:1902.06705, sec. 4-5 checklist), each with the numbers behind it.
 
-A flag that fires says the white-box numbers are suspect (docs/method.md "Gradient-masking flags"):
+A flag that fires says the white-box numbers are suspect (the attacks: docs/method.md,
+"Adaptive attacks: APGD, APGD-T, MI-FGSM, Square"):
 
 - ``gradient_free_stronger``: Square (score-based, no gradients) fools significantly more images
   than the strongest gradient attack: exact McNemar, p < 0.05, on the same images;

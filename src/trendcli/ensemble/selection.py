@@ -25,7 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from trendcli.errors import UsageError
+from trendcli.errors import TrendError, UsageError
+from trendcli.fsio import check_output, writable_dir
 
 NAN_POLICIES = ("worst", "skip")
 EXHAUSTIVE_LIMIT = 20000
@@ -334,6 +335,22 @@ class DesignRun:
     ensemble: Path | None
 
 
+def _is_ensemble(path: Path) -> bool:
+    from trendcli.ensemble.members import Ensemble
+
+    try:
+        Ensemble.load(path, verify=False)
+    except TrendError:
+        return False
+    return True
+
+
+def check_ensemble_out(out: Path, force: bool = False) -> None:
+    """Refuse ``out`` unless absent, or a trendcli ensemble file and ``force``."""
+    check_output(out, "ensemble file", _is_ensemble, force=force)
+    writable_dir(out.parent, "ensemble file")
+
+
 def run_design(
     matrix: str | Path,
     size: int,
@@ -347,9 +364,13 @@ def run_design(
     tie_break: str = "paper",
     seed: int = 0,
     per_image: bool | None = None,
+    force: bool = False,
 ) -> DesignRun:
     """The design stage: :func:`design_from_matrix` over the matrix JSON, and with ``out`` the best
-    candidate written there as an ensemble JSON (its provenance records the ranked candidates)."""
+    candidate written there as an ensemble JSON (its provenance records the ranked candidates).
+    An existing ``out`` is refused before any work unless it is a trendcli ensemble and ``force``."""
+    if out is not None:
+        check_ensemble_out(Path(out), force)
     result = design_from_matrix(matrix, size, require, candidates, top=top, method=method, nan_policy=nan_policy)
     written = None
     if out is not None:

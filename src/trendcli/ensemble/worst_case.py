@@ -1,8 +1,8 @@
 """The worst-case protocol: per image, the worst outcome over a suite of attacks.
 
 `trend evaluate --protocol worst-case` adds, at one eps (default: the evaluated eps nearest the
-paper's 0.01) and on the first ``limit`` evaluated images, the suite (docs/method.md
-"Worst-case protocol"):
+paper's 0.01) and on the first ``limit`` evaluated images, the suite (the attacks: docs/method.md,
+"Adaptive attacks on an ensemble"):
 
 - ensemble: every direction rule of the evaluation (agd, ugd, dag, empir; their sets are the
   evaluation's own, read per image), APGD-CE and targeted APGD-DLR (apgd_t) on the members'
@@ -224,7 +224,7 @@ def suite_set(st: Any, source: Any, method: str, params: dict[str, Any], n: int)
         advset.close()
     curve = None
     if curves is not None and np.isfinite(curves).any():
-        curve = np.nanmean(curves, axis=0).tolist()  # mean over chunks (each a batch mean)
+        curve = [round(float(v), 6) for v in np.nanmean(curves, axis=0)]  # mean over chunks (each a batch mean)
     return {"key": result.key, "cached": bool(result.cached), "seconds": float(result.seconds),
             "ok": (pred == labels).numpy(), "loss_curve": curve}
 

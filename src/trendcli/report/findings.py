@@ -326,7 +326,9 @@ def asymmetry_finding(
         result = ClaimResult(verdict, f"exact McNemar per pair on the shared images, Bonferroni over {len(tested)} pairs",
                              p_adj, effect, (min(lo, hi), max(lo, hi)), top["test"]["shared_images"])
         significant = sum(1 for p in tested if p["test"]["p_value"] * len(tested) < ALPHA)
-        how = f"{significant} of {len(tested)} pairs asymmetric at {ALPHA:g} (exact McNemar on shared images, Bonferroni)"
+        how = (f"on its {top['test']['shared_images']} shared images the two transfer rates differ by "
+               f"{fmt_tm(effect)}; {significant} of {len(tested)} pairs asymmetric at {ALPHA:g} (exact McNemar on shared "
+               "images, Bonferroni)")
         values["per_pair"] = [{"pair": [names[p["a"]], names[p["b"]]], "tm": [float(m[p["a"], p["b"]]), float(m[p["b"], p["a"]])],
                                **p["test"]} for p in tested]
     else:

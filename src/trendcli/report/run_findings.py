@@ -121,8 +121,14 @@ def _export_findings(run: Run) -> list[Finding]:
             note = _form_note(run, ev)
             if split_e != split_x:
                 note = "; ".join(x for x in (note, f"different splits ({split_e} vs {split_x})") if x)
+            # compare like with like: the torch vote under the tie-break the ONNX graph was exported with
+            exported_tie = (ex.metadata or {}).get("tie_break")
+            by_tie = ev.data["clean_accuracy"].get("by_tie_break") or {}
+            torch_clean = by_tie.get(exported_tie, ev.data["clean_accuracy"].get("ensemble"))
+            if exported_tie and exported_tie not in by_tie and ev.data["ensemble"].get("tie_break") != exported_tie:
+                note = "; ".join(x for x in (note, f"the evaluation voted with {ev.data['ensemble'].get('tie_break')}, the export with {exported_tie}") if x)
             f = export_accuracy_finding(
-                checked_number(ev.data["clean_accuracy"].get("ensemble"), ev.path, "clean_accuracy.ensemble"),
+                checked_number(torch_clean, ev.path, "clean_accuracy.ensemble"),
                 ev.data.get("n_images") if split_e == split_x else None,
                 ex.infer["accuracy"], ex.infer["n"], note=note, source=src,
             )

@@ -27,7 +27,9 @@ class RunFileError(TrendError):
 def read_json(path: Path) -> Any:
     """The JSON in ``path``; RunFileError naming the file when it is unreadable or not JSON."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RunFileError(f"{path} is not UTF-8 text; rerun the stage that writes it") from None
     except json.JSONDecodeError as exc:
         raise RunFileError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); rerun the stage that writes it") from None
     except OSError as exc:

@@ -29,7 +29,7 @@ TRAIN_KEYS = {
     "per_image", "quantize_first", "pretrained",
 }
 MODEL_KEYS = set(ZOO_AXES) | TRAIN_KEYS | {"name"}
-STAGES = ("train", "attack", "matrix", "design", "evaluate", "export", "report")
+STAGES = ("train", "attack", "matrix", "audit", "design", "evaluate", "export", "report")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,18 @@ class MatrixEntry:
 
 
 @dataclass(frozen=True)
+class AuditEntry:
+    name: str
+    attack: str
+    target: str  # a model of the study, or a model directory (absolute path)
+    target_is_model: bool
+    surrogates: tuple[str, ...]
+    limit: int | None
+    split: str
+    batch_size: int
+
+
+@dataclass(frozen=True)
 class EnsembleEntry:
     name: str
     matrix: str
@@ -76,6 +88,8 @@ class EvaluationEntry:
     params: dict[str, Any]
     transfer_from: str | None
     per_image: bool
+    protocol: str = "standard"  # or "worst-case" (trendcli.ensemble.worst_case)
+    worst_case: dict[str, Any] = field(default_factory=dict)  # WorstCaseConfig fields given in the study
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,7 @@ class Study:
     models: list[ModelEntry] = field(default_factory=list)
     attacks: list[AttackEntry] = field(default_factory=list)
     matrices: list[MatrixEntry] = field(default_factory=list)
+    audits: list[AuditEntry] = field(default_factory=list)
     ensembles: list[EnsembleEntry] = field(default_factory=list)
     evaluations: list[EvaluationEntry] = field(default_factory=list)
     exports: list[ExportEntry] = field(default_factory=list)
@@ -112,14 +127,18 @@ class Study:
         return next(m for m in self.models if m.name == name)
 
 
-TABLES = ("study", "train", "zoo", "models", "attacks", "matrices", "ensembles", "evaluations", "exports", "report")
+TABLES = ("study", "train", "zoo", "models", "attacks", "matrices", "audits", "ensembles", "evaluations", "exports", "report")
 STUDY_KEYS = {"name", "dataset", "run_dir", "data_dir", "device", "cpus_per_task", "store", "layout"}
 LAYOUTS = ("auto", "contiguous", "channels_last")
 SPLITS = ("test", "val")
 OPTIMIZERS = ("sgd", "adam")
 GROUP_FIELDS = tuple(sorted(set(ZOO_AXES) | TRAIN_KEYS | {"id", "name", "dataset"}))
+#: The worst-case protocol's keys of an [[evaluations]] table -> WorstCaseConfig fields.
+WORST_CASE_KEYS = {"worst_case_eps": "eps", "worst_case_limit": "limit", "apgd_iter": "apgd_iter",
+                   "apgd_targets": "apgd_targets", "square_queries": "square_queries",
+                   "masking_images": "masking_images", "large_eps": "large_eps"}
 EVAL_KEYS = {"name", "ensemble", "attacks", "eps", "limit", "transfer_from", "per_image", "alpha", "steps",
-             "random_start", "seed"}
+             "random_start", "seed", "protocol", *WORST_CASE_KEYS}
 
 
 def _bits(table: Table, key: str, value: Any) -> None:
@@ -328,6 +347,31 @@ def _parse_matrices(text: StudyText, doc: dict[str, Any], study: Study) -> None:
         ))
 
 
+def _parse_audits(text: StudyText, doc: dict[str, Any], study: Study) -> None:
+    """[[audits]]: the transfer risk of one target (a study model or a model directory) from surrogates."""
+    allowed = {"name", "attack", "target", "surrogates", "limit", "split", "batch_size"}
+    models = [x.name for x in study.models]
+    for i, raw in enumerate(as_list(doc.get("audits", []))):
+        a = Table(text, "audits", raw, i, allowed=allowed)
+        target = a.string("target")
+        is_model = target in models
+        if not is_model:
+            path = _resolve(study.path.parent, target)
+            if not (path / "model.json").is_file():
+                raise a.fail("target", f"{target!r} is neither a model of the study ({', '.join(models)}) nor a model "
+                                       f"directory (no {path / 'model.json'}); import it first with `trend import`")
+            target = str(path.resolve())
+        surrogates = tuple(n for n in a.names_in("surrogates", models, "model", "all", allow_all=True) if n != target)
+        if not surrogates:
+            raise a.fail("surrogates", "an audit needs at least one surrogate model besides the target")
+        study.audits.append(AuditEntry(
+            name=a.name_value("name"), attack=a.names_in("attack", [x.name for x in study.attacks], "attack")[0],
+            target=target, target_is_model=is_model, surrogates=surrogates,
+            limit=a.integer("limit", None, minimum=1), split=a.string("split", "test", choices=SPLITS),
+            batch_size=a.integer("batch_size", 256, minimum=1),
+        ))
+
+
 def _parse_ensembles(text: StudyText, doc: dict[str, Any], study: Study) -> None:
     from trendcli.ensemble.vote import TIE_BREAKS
 
@@ -374,12 +418,32 @@ def _parse_evaluations(text: StudyText, doc: dict[str, Any], study: Study) -> No
         if ev.has("seed"):
             params["seed"] = ev.integer("seed", minimum=0)
         tf = ev.names_in("transfer_from", [m.name for m in study.models], "model") if ev.has("transfer_from") else None
+        protocol, worst = _parse_worst_case(ev, eps)
         study.evaluations.append(EvaluationEntry(
             name=ev.name_value("name"),
             ensemble=ev.names_in("ensemble", [e.name for e in study.ensembles], "ensemble")[0],
             attacks=attacks, eps=tuple(float(x) for x in eps), limit=ev.integer("limit", None, minimum=1),
             params=params, transfer_from=tf[0] if tf else None, per_image=ev.boolean("per_image", False),
+            protocol=protocol, worst_case=worst,
         ))
+
+
+def _parse_worst_case(ev: Table, eps: list[Any]) -> tuple[str, dict[str, Any]]:
+    """``protocol`` and the worst-case keys (checked now by WorstCaseConfig, before any training)."""
+    from trendcli.ensemble.worst_case import PROTOCOLS, WorstCaseConfig
+
+    protocol = ev.string("protocol", "standard", choices=PROTOCOLS)
+    given = [k for k in WORST_CASE_KEYS if ev.has(k)]
+    if given and protocol != "worst-case":
+        raise ev.fail(given[0], f"{given[0]!r} belongs to protocol = \"worst-case\"; add it or drop the key")
+    worst = {WORST_CASE_KEYS[k]: ev.data[k] for k in given}
+    try:
+        if protocol == "worst-case":
+            WorstCaseConfig(**worst).validated([float(x) for x in eps])
+    except TrendError as exc:
+        key = next((k for k in given if WORST_CASE_KEYS[k] in str(exc) or k in str(exc)), None)
+        raise ev.fail(key, str(exc)) from None
+    return protocol, worst
 
 
 def _parse_exports(text: StudyText, doc: dict[str, Any], study: Study) -> None:
@@ -398,7 +462,8 @@ def _parse_exports(text: StudyText, doc: dict[str, Any], study: Study) -> None:
 
 
 def _check_unique(text: StudyText, study: Study) -> None:
-    for table, entries in (("attacks", study.attacks), ("matrices", study.matrices), ("ensembles", study.ensembles),
+    for table, entries in (("attacks", study.attacks), ("matrices", study.matrices), ("audits", study.audits),
+                           ("ensembles", study.ensembles),
                            ("evaluations", study.evaluations), ("exports", study.exports)):
         names = [e.name for e in entries]
         dup = next((n for n in names if names.count(n) > 1), None)
@@ -419,6 +484,7 @@ def load_study(path: Path | str, run_dir: Path | str | None = None) -> Study:
     _parse_models(text, doc, study)
     _parse_attacks(text, doc, study)
     _parse_matrices(text, doc, study)
+    _parse_audits(text, doc, study)
     _parse_ensembles(text, doc, study)
     _parse_evaluations(text, doc, study)
     _parse_exports(text, doc, study)

@@ -1,4 +1,4 @@
-"""The task graph of a study: train -> attack -> matrix -> design -> evaluate -> export -> report.
+"""The task graph of a study: train -> attack -> matrix (and audit) -> design -> evaluate -> export -> report.
 
 Every task has a content key: a hash of its own settings and its dependencies' keys, so a
 changed setting re-runs that task and everything downstream, and nothing else.
@@ -47,6 +47,13 @@ def model_dir(name: str) -> str:
     return f"models/{name}"
 
 
+def _weights_sha256(path: str) -> str | None:
+    try:
+        return json.loads((Path(path) / "model.json").read_text()).get("weights_sha256")
+    except (OSError, ValueError):
+        return None
+
+
 def build_tasks(study: Study, cpus: int = 1, gpus: float = 0.0) -> list[Task]:
     """All tasks of ``study`` in a valid execution (topological) order."""
     tasks: dict[str, Task] = {}
@@ -79,6 +86,18 @@ def build_tasks(study: Study, cpus: int = 1, gpus: float = 0.0) -> list[Task]:
                                 "out": f"matrices/{mx.name}"},
             [f"train:{n}" for n in mx.models] + attack_ids, [f"matrices/{mx.name}.json"])
 
+    for au in study.audits:
+        atk = attacks[au.attack]
+        target = model_dir(au.target) if au.target_is_model else au.target
+        # an outside target is keyed by its weights too, so a re-imported model re-runs the audit
+        sha = None if au.target_is_model else _weights_sha256(au.target)
+        add("audit", au.name, {**attacking, "target": target, "target_sha256": sha,
+                               "surrogates": [model_dir(n) for n in au.surrogates], "method": atk.method,
+                               "params": atk.params, "split": au.split, "limit": au.limit, "batch_size": au.batch_size,
+                               "out": f"audits/{au.name}"},
+            [f"train:{n}" for n in au.surrogates] + ([f"train:{au.target}"] if au.target_is_model else []),
+            [f"audits/{au.name}.json"])
+
     for en in study.ensembles:
         add("design", en.name, {"matrix": f"matrices/{en.matrix}.json", "size": en.size,
                                 "require": [model_dir(n) for n in en.require], "candidates": [model_dir(n) for n in en.candidates],
@@ -87,10 +106,14 @@ def build_tasks(study: Study, cpus: int = 1, gpus: float = 0.0) -> list[Task]:
 
     for ev in study.evaluations:
         deps = [f"design:{ev.ensemble}"] + ([f"train:{ev.transfer_from}"] if ev.transfer_from else [])
+        worst: dict[str, Any] = {}
+        if ev.protocol == "worst-case":  # only then, so that the standard protocol's task keys stay as they were
+            en = next(e for e in study.ensembles if e.name == ev.ensemble)
+            worst = {"protocol": ev.protocol, "worst_case": ev.worst_case, "matrix": f"matrices/{en.matrix}.json"}
         add("evaluate", ev.name, {**attacking, "ensemble": f"ensembles/{ev.ensemble}.json", "attacks": list(ev.attacks),
                                   "eps": list(ev.eps), "limit": ev.limit, "params": ev.params, "per_image": ev.per_image,
                                   "transfer_from": model_dir(ev.transfer_from) if ev.transfer_from else None,
-                                  "out": f"evaluations/{ev.name}"},
+                                  "out": f"evaluations/{ev.name}", **worst},
             deps, [f"evaluations/{ev.name}/evaluation.json"])
 
     for ex in study.exports:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from trendcli.errors import StudyError, UsageError
-from trendcli.fsio import write_json_atomic
+from trendcli.fsio import writable_dir, write_json_atomic
 from trendcli.progress import NullProgress, Progress
 from trendcli.study.config import STAGES, Study
 from trendcli.study.graph import Task, build_tasks, is_done, marker_path
@@ -56,6 +57,16 @@ def execute_task(task: dict[str, Any], run_dir: str, threads: int | None = None,
     return record
 
 
+def _write_if_changed(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON ``data`` to ``path`` unless it already holds exactly that."""
+    try:
+        if json.loads(path.read_text(encoding="utf-8")) == json.loads(json.dumps(data, default=str)):
+            return
+    except (OSError, ValueError):
+        pass
+    write_json_atomic(path, data)
+
+
 def run_study(
     study: Study,
     only: str | None = None,
@@ -63,8 +74,14 @@ def run_study(
     executor: str = "local",
     address: str | None = None,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> StudyResult:
-    """Build the task graph, skip finished tasks, and run the rest in dependency order."""
+    """Build the task graph, skip finished tasks, and run the rest in dependency order.
+
+    ``force`` reruns every task (of ``only``'s stage, if given) and regenerates its adversarial
+    sets instead of reading them from the store; outputs are replaced, never files trendcli did
+    not write.
+    """
     progress = progress or NullProgress()
     if only is not None and only not in STAGES:
         raise UsageError(f"unknown stage {only!r}; stages: {', '.join(STAGES)}")
@@ -74,7 +91,8 @@ def run_study(
     threads = study.cpus_per_task or (os.cpu_count() or 1)
     tasks = build_tasks(study, cpus=threads)
     result = StudyResult(run_dir)
-    done = {t.id for t in tasks if is_done(run_dir, t)}
+    finished = {t.id for t in tasks if is_done(run_dir, t)}
+    done = set() if force else finished
     todo = [t for t in tasks if t.id not in done and (only is None or t.stage == only)]
     for t in tasks:
         if t.id in done:
@@ -84,14 +102,22 @@ def run_study(
         return result
     if only is not None:
         wanted = {t.id for t in todo}
-        missing = sorted({d for t in todo for d in t.deps if d not in done and d not in wanted})
+        missing = sorted({d for t in todo for d in t.deps if d not in finished and d not in wanted})
         if missing:
             raise StudyError(f"--only {only}: earlier tasks are not finished ({', '.join(missing[:4])}); run without --only first")
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / "study.json", {"study": str(study.path), "name": study.name, "dataset": study.dataset,
-                                               "models": [{"name": m.name, "dir": f"models/{m.name}", **m.config} for m in study.models],
-                                               "tasks": [t.to_dict() for t in tasks]})
+    record = {"study": str(study.path), "name": study.name, "dataset": study.dataset,
+              "models": [{"name": m.name, "dir": f"models/{m.name}", **m.config} for m in study.models],
+              "tasks": [t.to_dict() for t in tasks]}
+    if not todo:  # a finished study writes only a changed record, and nothing in a read-only run directory
+        if os.access(run_dir, os.W_OK):
+            _write_if_changed(run_dir / "study.json", record)
+        return result
+    writable_dir(run_dir, "study's run directory")
+    _write_if_changed(run_dir / "study.json", record)
+    if force:  # after the record: force is how this run goes, not part of any task's identity
+        for t in todo:
+            t.args["force"] = True
     overall = progress.task(f"study {study.name}", total=len(todo))
     if executor == "local":
         for t in todo:

@@ -16,6 +16,7 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 60re
 h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
 table { border-collapse: collapse; width: 100%; }
 th, td { padding: .3rem .6rem; border-bottom: 1px solid #ddd; text-align: right; }
+td { white-space: nowrap; } td:nth-child(2) { white-space: normal; }
 th:nth-child(2), td:nth-child(2) { text-align: left; }
 .bar { display: inline-block; height: .7rem; background: #c0392b; vertical-align: middle; }
 .muted { color: #777; }

@@ -25,6 +25,7 @@ from trendcli.transfer import streaming
 from trendcli.transfer.counts import (GroupStats, averages, figure_normalization, group_stats, pair_counts,
                                      per_image_arrays, symmetrize, tm_from_counts)
 from trendcli.transfer.reuse import Reused, attack_settings, previous_matrix_path, reuse_pairs
+from trendcli.transfer.roles import forget_unasked, prepare_roles
 from trendcli.stats import decode_bits, encode_bits, jsonable, rate_record, wilson_intervals
 from trendcli.zoo.model import TrendModel
 
@@ -87,6 +88,11 @@ class TransferMatrix:
     #: per-image outcomes as trendcli.stats.encode_bits strings: {"clean_ok": {model: bits},
     #: "adv_ok": {source: {target: bits}}} (target correct on the source's adversarial images)
     per_image: dict[str, Any] = field(default_factory=dict)
+    #: a rectangular matrix: the sources (rows computed) and targets (columns computed) asked
+    #: for, by name; pairs outside sources x targets hold zero counts and an undefined TM.
+    #: None: every model is both (the square matrix).
+    source_names: list[str] | None = None
+    target_names: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.n_c, self.n_g, self.n_t = (np.asarray(a, dtype=np.int64) for a in (self.n_c, self.n_g, self.n_t))
@@ -185,6 +191,8 @@ class TransferMatrix:
             },
             "clean_accuracy_interval": self.clean_intervals(),
             "per_image": self.per_image_record(),
+            "source_names": self.source_names,
+            "target_names": self.target_names,
             "run": {"computed_pairs": self.computed_pairs, "reused_pairs": self.reused_pairs, "seconds": round(self.seconds, 3),
                     "evaluated": self.evaluated, "read_from_cache": self.read_from_cache, "attacked": self.attacked},
         }
@@ -258,25 +266,44 @@ class TransferMatrix:
     def load(cls, path: Path | str) -> "TransferMatrix":
         """Read a matrix written by :meth:`save`."""
         path = Path(path)
+        if path.is_dir():
+            raise UsageError(f"{path} is a directory; give the matrix JSON file (PREFIX.json from `trend matrix`)")
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_bytes().decode("utf-8"))
         except FileNotFoundError:
-            raise UsageError(f"no matrix file at {path}") from None
+            raise UsageError(f"no matrix file at {path} (write one with `trend matrix --out PREFIX`)") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{path} is not UTF-8 text; it is not a trendcli matrix") from None
         except json.JSONDecodeError as exc:
             raise UsageError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise UsageError(f"{path} is not a trendcli matrix (schema {data.get('schema') if isinstance(data, dict) else None!r})")
+        try:
+            return cls._from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UsageError(f"{path} is a damaged trendcli matrix ({type(exc).__name__}: {exc}); "
+                             "rerun `trend matrix --fresh` to rewrite it") from None
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> "TransferMatrix":
+        k = len(data["names"])
+        counts = {key: np.array(data[key], dtype=np.int64) for key in ("n_c", "n_g", "n_t")}
+        for key, arr in counts.items():
+            if arr.shape != (k, k) or len(data["model_dirs"]) != k:
+                raise ValueError(f"{key} has shape {arr.shape} for {k} names")
         return cls(
             names=data["names"],
             model_dirs=data["model_dirs"],
-            n_c=np.array(data["n_c"]),
-            n_g=np.array(data["n_g"]),
-            n_t=np.array(data["n_t"]),
+            **counts,
             clean_accuracy={k: (float("nan") if v is None else v) for k, v in data["clean_accuracy"].items()},
             models=data.get("models", []),
             attack=data.get("attack", {}),
             sources=data.get("sources", []),
             per_image={k: v for k, v in (data.get("per_image") or {}).items() if k in ("clean_ok", "adv_ok")},
+            source_names=data.get("source_names"),
+            target_names=data.get("target_names"),
         )
 
     def write_csv(self, path: Path | str, include_diagonal: bool = False, normalize: str = "eq1",
@@ -331,8 +358,6 @@ def _short(value: Any) -> str:
             return f"{round(value * 255)}/255"
         return f"{value:.4g}"
     return str(value)
-
-
 
 
 # -- compute ---------------------------------------------------------------------------------------
@@ -423,6 +448,7 @@ def compute_matrix(
     method: str = "pgd",
     params: dict[str, Any] | None = None,
     *,
+    targets: Sequence[TrendModel | str | Path] | None = None,
     split: str = "test",
     limit: int | None = None,
     batch_size: int | None = None,
@@ -441,16 +467,21 @@ def compute_matrix(
     of ``batch_size`` through the source itself and every target still missing (forward passes
     only). ``previous`` (a matrix or its JSON path) supplies every pair whose two models and
     whose settings match; with everything supplied, nothing is attacked or evaluated (``.cached``).
+
+    ``targets``: a rectangular matrix, rows ``models``, columns ``targets`` (trendcli.transfer.roles).
+    A black-box member (ONNX run in onnxruntime) is a target, or the source of a gradient-free attack.
     """
     t_start = time.perf_counter()
     progress = progress or NullProgress()
     _check_counts(limit, batch_size)
     if isinstance(previous, (str, Path)):
         previous = TransferMatrix.load(previous)
-    loaded, names = streaming.prepare_models(models, device)
+    loaded, names, rows, cols = prepare_roles(models, targets, device)
     entries = [model_entry(m, n) for m, n in zip(loaded, names)]
     settings = attack_settings(method, params, split, limit, batch_size)
     counts = reuse_pairs(None if force else previous, entries, names, settings)
+    if previous is not None and not force:
+        forget_unasked(previous, entries, counts)
     reused = counts.count
     from trendcli.adversarial.store import AdvStore
 
@@ -459,8 +490,18 @@ def compute_matrix(
                batch_size, progress, predictions=AdvStore(store).predictions)
     if previous is not None and not force and reused:
         _reuse_per_image(previous, entries, names, job.per_image)
-    for s, targets in counts.todo():
-        _compute_source(job, counts, s, targets, method, params)
+    todo = [(s, ts if cols is None else [t for t in ts if t in cols]) for s, ts in counts.todo()
+            if rows is None or s in rows]
+    todo = [(s, ts) for s, ts in todo if ts]
+    from trendcli.zoo.blackbox import check_attackable
+
+    check_attackable(method, [(loaded[s], names[s]) for s, _ in todo])
+    computed = 0
+    for s, ts in todo:
+        _compute_source(job, counts, s, ts, method, params)
+        computed += len(ts)
+    for array in (counts.n_c, counts.n_g, counts.n_t):
+        array[array < 0] = 0  # outside sources x targets: never computed
     k = len(loaded)
     return TransferMatrix(
         names=names,
@@ -473,13 +514,15 @@ def compute_matrix(
         attack={**settings, "n_images": counts.n_images, "dataset": loaded[0].spec.dataset},
         # a source whose every pair was reused, from a matrix without source records
         sources=[src or {"name": names[s], "store_key": None, "reused": True} for s, src in enumerate(counts.sources)],
-        computed_pairs=k * k - reused,
+        computed_pairs=computed,
         reused_pairs=reused,
         seconds=time.perf_counter() - t_start,
         evaluated=job.evaluated,
         read_from_cache=job.read_from_cache,
         attacked=job.attacked,
         per_image=job.per_image,
+        source_names=None if rows is None else [names[i] for i in rows],
+        target_names=None if cols is None else [names[i] for i in cols],
     )
 
 
@@ -517,6 +560,7 @@ def run_matrix(
     method: str = "pgd",
     params: dict[str, Any] | None = None,
     *,
+    targets: Sequence[TrendModel | str | Path] | None = None,
     split: str = "test",
     limit: int | None = None,
     batch_size: int | None = None,
@@ -534,19 +578,21 @@ def run_matrix(
 ) -> MatrixRun:
     """The matrix stage: :func:`compute_matrix` and its files OUT.json, OUT.csv, OUT.png
     (+ OUT.groups.csv, OUT.groups.png with ``group_by``); an existing OUT.json is extended
-    unless ``reuse`` is False (the attacks still come from the store). ``wide_interval``: the
+    unless ``reuse`` is False (the attacks still come from the store). ``targets``: a
+    rectangular matrix (see :func:`compute_matrix`). ``wide_interval``: the
     heatmap marks TM entries whose 95 % interval is wider than this."""
-    from trendcli.transfer.outputs import matrix_prefix, write_matrix_files
+    from trendcli.transfer.outputs import check_matrix_out, matrix_prefix, write_matrix_files
 
     if normalize not in NORMALIZATIONS:
         raise UsageError(f"unknown normalize {normalize!r}; use one of {', '.join(NORMALIZATIONS)}")
-    if len(models) < 2:
+    if targets is None and len(models) < 2:
         raise UsageError(f"a transfer matrix needs two or more models, got {len(models)}")
     prefix = matrix_prefix(out)
+    check_matrix_out(prefix, list(group_by) if group_by else None)
     previous = previous_matrix_path(prefix) if reuse else None
     mx = compute_matrix(
-        models, method, params, split=split, limit=limit, batch_size=batch_size, device=device, store=store,
-        data_dir=data_dir, layout=layout, previous=previous, force=force, progress=progress,
+        models, method, params, targets=targets, split=split, limit=limit, batch_size=batch_size, device=device,
+        store=store, data_dir=data_dir, layout=layout, previous=previous, force=force, progress=progress,
     )
     files = write_matrix_files(mx, prefix, include_diagonal, normalize, list(group_by) if group_by else None,
                                wide_interval)

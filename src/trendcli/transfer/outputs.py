@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Hashable, Sequence
 
 import numpy as np
 
-from trendcli.fsio import write_json_atomic
+from trendcli.fsio import check_output, writable_dir, write_json_atomic
 from trendcli.transfer.counts import averages, figure_normalization
 
 if TYPE_CHECKING:
     from trendcli.transfer.matrix import TransferMatrix
 
 __all__ = [
+    "check_matrix_out",
     "matrix_paths",
     "matrix_prefix",
     "plot_matrix",
@@ -47,6 +48,33 @@ def matrix_paths(prefix: Path | str, group_by: Sequence[str] | None = None) -> d
     if group_by:
         kinds.update({"groups_csv": ".groups.csv", "groups_stats_csv": ".groups.stats.csv", "groups_png": ".groups.png"})
     return {kind: prefix.with_name(prefix.name + ext) for kind, ext in kinds.items()}
+
+
+def _is_matrix(path: Path) -> bool:
+    from trendcli.errors import TrendError
+    from trendcli.transfer.matrix import TransferMatrix
+
+    try:
+        TransferMatrix.load(path)
+    except TrendError:
+        return False
+    return True
+
+
+def check_matrix_out(prefix: Path | str, group_by: Sequence[str] | None = None) -> dict[str, Path]:
+    """Refuse the matrix files under ``prefix`` before any work when trendcli did not write them.
+
+    PREFIX.json may be absent or a trendcli matrix (the stage extends it; no force needed). The
+    other files are trendcli's only beside a trendcli PREFIX.json (it is written first); a
+    directory in any place, or one of them without that JSON, is OutputExistsError.
+    """
+    paths = matrix_paths(prefix, group_by)
+    ours = check_output(paths["json"], "matrix JSON", _is_matrix, force=True)
+    for kind, path in paths.items():
+        if kind != "json":
+            check_output(path, f"matrix {kind.replace('_', ' ')} file", lambda _p: ours, force=True)
+    writable_dir(paths["json"].parent, "matrix files")
+    return paths
 
 
 def write_table_csv(path: Path | str, labels: Sequence[str], values: np.ndarray, include_diagonal: bool = False) -> Path:

@@ -104,6 +104,7 @@ class SetEvaluation:
     ``evaluated`` lists the models that ran forward passes on the set, ``from_cache`` those
     read from the prediction cache, ``corrupt`` the cache entries that failed a check (each
     reported through the progress log and recomputed, so also in ``evaluated``).
+    ``clean_pred`` / ``adv_pred``: each model's argmax, int64 [N] (what an ensemble votes on).
     """
 
     labels: np.ndarray
@@ -113,6 +114,8 @@ class SetEvaluation:
     evaluated: list[int] = field(default_factory=list)
     from_cache: list[int] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
+    clean_pred: dict[int, np.ndarray] = field(default_factory=dict)
+    adv_pred: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def _check_labels(advset: Any, stored: torch.Tensor, from_data: torch.Tensor) -> None:
@@ -132,11 +135,15 @@ def cache_spec(advset: Any, model: TrendModel, batch_size: int) -> dict | None:
     from trendcli.adversarial.store import prediction_spec
     from trendcli.adversarial.store.keys import is_key
 
-    sha, key = model.meta.get("weights_sha256"), getattr(advset, "key", None)
-    if not isinstance(sha, str) or not isinstance(key, str) or not is_key(key):
+    sha, key = getattr(model, "meta", {}).get("weights_sha256"), getattr(advset, "key", None)
+    if not isinstance(sha, str) or len(sha) != 64 or not isinstance(key, str) or not is_key(key):
         return None
-    form = "per_minibatch" if per_minibatch(model) else "per_image"
-    return prediction_spec(key, sha, model.spec.to_dict(), form, batch_size if form == "per_minibatch" else None)
+    try:
+        form = "per_minibatch" if per_minibatch(model) else "per_image"
+        model_spec = model.spec.to_dict()
+    except AttributeError:  # not a TrendModel (a wrapped foreign model): nothing to key it by
+        return None
+    return prediction_spec(key, sha, model_spec, form, batch_size if form == "per_minibatch" else None)
 
 
 def cached_predictions(
@@ -196,14 +203,22 @@ def evaluate_set(
     todo = {k: m for k, m in models.items() if k not in hits}
     clean_pred, adv_pred = _forward(advset, todo, data, batch_size, clean_cache, progress, description) if todo else ({}, {})
     from trendcli.adversarial.store import Predictions
+    from trendcli.errors import StoreError
 
     for k in todo:
         if specs[k] is not None:
-            cache.put(specs[k], Predictions(labels, clean_pred[k], adv_pred[k]), created)
-    clean_ok = {k: (hits[k].clean_pred if k in hits else clean_pred[k]) == labels for k in models}
-    adv_ok = {k: (hits[k].adv_pred if k in hits else adv_pred[k]) == labels for k in models}
-    return SetEvaluation(labels=labels, clean_ok=clean_ok, adv_ok=adv_ok, seconds=time.perf_counter() - t0,
-                         evaluated=list(todo), from_cache=list(hits), corrupt=corrupt)
+            try:
+                cache.put(specs[k], Predictions(labels, clean_pred[k], adv_pred[k]), created)
+            except StoreError as exc:  # a read-only store still serves what it holds
+                progress.log(f"predictions not kept in the cache: {exc}")
+    clean_pred.update({k: hits[k].clean_pred for k in hits})
+    adv_pred.update({k: hits[k].adv_pred for k in hits})
+    clean_pred = {k: clean_pred[k] for k in models}
+    adv_pred = {k: adv_pred[k] for k in models}
+    return SetEvaluation(labels=labels, clean_ok={k: p == labels for k, p in clean_pred.items()},
+                         adv_ok={k: p == labels for k, p in adv_pred.items()}, seconds=time.perf_counter() - t0,
+                         evaluated=list(todo), from_cache=list(hits), corrupt=corrupt, clean_pred=clean_pred,
+                         adv_pred=adv_pred)
 
 
 def _forward(

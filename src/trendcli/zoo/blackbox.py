@@ -9,6 +9,7 @@ on an input that requires grad raises ``UsageError``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -94,8 +95,21 @@ def is_black_box(model: nn.Module) -> bool:
     return any(isinstance(m, OnnxRuntimeNetwork) for m in model.modules())
 
 
-def require_gradients(model: nn.Module, name: str | None = None) -> None:
-    """Raise UsageError when a gradient attack would need ``model``'s gradients and it has none."""
-    if is_black_box(model):
-        label = name or getattr(model, "name", None) or "model"
-        raise UsageError(black_box_message(label))
+#: Attacks that only query the model. A plugin's attack class says so with ``gradient_free = True``.
+GRADIENT_FREE = ("square",)
+
+
+def needs_gradients(method: str) -> bool:
+    """Whether attack ``method`` differentiates through the model (every attack but the gradient-free ones)."""
+    from trendcli.registry import canonical, get_registry
+
+    name = canonical(method)
+    factory = get_registry().factory("attack", name)
+    return not getattr(factory, "gradient_free", name in GRADIENT_FREE)
+
+
+def check_attackable(method: str, models: Sequence[tuple[nn.Module, str]]) -> None:
+    """UsageError before any work when a gradient attack ``method`` is asked of a black-box model."""
+    black = [(m, n) for m, n in models if is_black_box(m)]
+    if black and needs_gradients(method):
+        raise UsageError(black_box_message(black[0][1]))

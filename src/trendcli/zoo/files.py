@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from trendcli.errors import IncompatibleModelsError, ModelFileError, UsageError
-from trendcli.fsio import atomic_dir, sha256_file, write_json_atomic
+from trendcli.fsio import atomic_dir, public_mode, sha256_file, write_json_atomic
 from trendcli.zoo.model import TrendModel
 from trendcli.registry import Registry, get_registry
 from trendcli.zoo.spec import FULL_PRECISION, ModelSpec
@@ -82,6 +82,7 @@ def save_model(model: TrendModel, out_dir: Path, card: dict[str, Any], extra_fil
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         save_file(state_tensors(model), str(tmp / WEIGHTS))
+        public_mode(tmp / WEIGHTS, 0o666)  # safetensors creates the file private (0600)
         card = {"format": FORMAT, **card, "spec": model.spec.to_dict(), "weights_sha256": sha256_file(tmp / WEIGHTS)}
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)

@@ -15,15 +15,15 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from trendcli.data import get_dataset, load_split
-from trendcli.errors import UsageError
-from trendcli.fsio import write_json_atomic
+from trendcli.errors import ModelFileError, UsageError
+from trendcli.fsio import check_output, writable_dir, write_json_atomic
 from trendcli.zoo.model import TrendModel
 from trendcli.zoo.predict import accuracy
 from trendcli.progress import NullProgress, Progress
 from trendcli.registry import canonical
 from trendcli.zoo.spec import FULL_PRECISION, ModelSpec, model_id
 from trendcli.versions import library_versions
-from trendcli.zoo.files import build_model, read_card, resolve_device, save_model, state_tensors
+from trendcli.zoo.files import CARD, WEIGHTS, build_model, read_card, resolve_device, save_model, state_tensors
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -173,6 +173,25 @@ def _load_resume(rdir: Path, fingerprint: dict, model, opt) -> tuple[dict, dict]
     return state, best
 
 
+#: The files a trained model directory holds; replacing it (force) replaces only these.
+MODEL_FILES = (CARD, WEIGHTS, "train_log.jsonl")
+
+
+def _is_model(path: Path) -> bool:
+    try:
+        read_card(path)
+    except ModelFileError:
+        return False
+    return True
+
+
+def check_model_out(out_dir: Path, force: bool = False) -> None:
+    """Refuse ``out_dir`` before any work unless it is absent, or a finished trendcli model and
+    ``force`` (a user's directory, a regular file, or a model without ``force``: OutputExistsError)."""
+    check_output(out_dir, "model", _is_model, force=force, directory=True, own_files=MODEL_FILES)
+    writable_dir(out_dir.parent, "model")
+
+
 @dataclass
 class _Data:
     """The training run's splits: the train loader and its (possibly limited) indices, val and test."""
@@ -281,16 +300,20 @@ def _write_model(cfg: TrainConfig, model: TrendModel, data: _Data, st: _State, o
 
 
 def train(
-    config: TrainConfig, out_dir: Path | str, progress: Progress | None = None, resume: bool = True
+    config: TrainConfig, out_dir: Path | str, progress: Progress | None = None, resume: bool = True,
+    force: bool = False,
 ) -> TrendModel:
     """Train, keep the best-validation weights, test them, and write ``out_dir`` atomically.
 
-    After each epoch the state is checkpointed beside ``out_dir`` so an interrupted run
-    resumes from its last finished epoch; ``out_dir`` itself appears only when complete.
+    After each epoch the state is checkpointed beside ``out_dir`` (a hidden ``.NAME.resume/``)
+    so an interrupted run resumes from its last finished epoch; ``out_dir`` itself appears only
+    when complete. An existing ``out_dir`` is refused before any work unless it is a finished
+    trendcli model and ``force`` is set (:func:`check_model_out`).
     """
     cfg = config.resolved()
     progress = progress or NullProgress()
     out_dir = Path(out_dir)
+    check_model_out(out_dir, force)
     device = resolve_device(cfg.device)
     spec = model_spec_for(cfg)
 
