@@ -95,8 +95,6 @@ def evaluate_cmd(
     large_eps: Annotated[str, typer.Option("--large-eps", help="Worst-case protocol: the masking probe's large eps.")] = "0.5",
 ) -> None:
     """Attack the ensemble (white-box ensemble attacks, PGD on each member, optional transfer) and compare."""
-    from rich.table import Table
-
     from trendcli.cli.outputs import check_evaluate_out
     from trendcli.ensemble.evaluation import PLOT_FILES, EvalConfig, evaluate
     from trendcli.ensemble.worst_case import WorstCaseConfig
@@ -122,12 +120,19 @@ def evaluate_cmd(
     if as_json:
         print_json(data)
         return
+    _print_evaluation(data, config.split, out_dir)
+
+
+def _print_evaluation(data: dict, split: str, out_dir: Path) -> None:
+    """The evaluation as rich tables: clean accuracy, the adversarial table, transfer, claims."""
+    from rich.table import Table
+
     from trendcli.transfer.heatmap import short_labels
 
     members = data["ensemble"]["members"]
     short = dict(zip(members, short_labels(members)))
     clean = data["clean_accuracy"]
-    console.print(f"[bold]{' + '.join(members)}[/] on {data['n_images']} {config.split} images "
+    console.print(f"[bold]{' + '.join(members)}[/] on {data['n_images']} {split} images "
                   f"(tie-break {data['ensemble']['tie_break']}): clean accuracy ensemble "
                   f"[bold]{_rate(clean['ensemble'], clean.get('interval'))}[/], "
                   + ", ".join(f"{m} {_rate(a, (clean.get('member_intervals') or {}).get(m))}" for m, a in clean["members"].items()))

@@ -502,7 +502,6 @@ def compute_matrix(
         computed += len(ts)
     for array in (counts.n_c, counts.n_g, counts.n_t):
         array[array < 0] = 0  # outside sources x targets: never computed
-    k = len(loaded)
     return TransferMatrix(
         names=names,
         model_dirs=[e["path"] for e in entries],
