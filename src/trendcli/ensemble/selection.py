@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from trendcli.errors import TrendError, UsageError
+from trendcli.stats import ratio
 from trendcli.fsio import check_output, writable_dir
 
 NAN_POLICIES = ("worst", "skip")
@@ -103,9 +104,7 @@ def subset_scores(combos: np.ndarray, w: np.ndarray, d: np.ndarray) -> tuple[np.
         a, b = combos[:, i], combos[:, j]
         total += w[a, b]
         count += d[a, b]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        score = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    return score, count
+    return ratio(total, count), count
 
 
 def score_subset(tm_sym: np.ndarray, indices: Sequence[int], nan_policy: str = "worst") -> float:

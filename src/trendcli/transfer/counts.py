@@ -14,6 +14,7 @@ from typing import Hashable, Sequence
 import numpy as np
 
 from trendcli.errors import UsageError
+from trendcli.stats import ratio
 
 __all__ = [
     "GroupStats",
@@ -23,7 +24,6 @@ __all__ = [
     "group_stats",
     "pair_counts",
     "per_image_arrays",
-    "safe_ratio",
     "symmetrize",
     "tm_bootstrap",
     "tm_from_counts",
@@ -42,19 +42,8 @@ class TransferCounts:
     @property
     def tm(self) -> np.ndarray | float:
         """TM = N_t / N_g, NaN where N_g = 0 (docs/method.md eq. 1)."""
-        out = safe_ratio(self.n_t, self.n_g)
+        out = ratio(self.n_t, self.n_g)
         return float(out) if np.ndim(out) == 0 else out
-
-
-def safe_ratio(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray:
-    """num / den as float, NaN where den == 0 (or either is NaN), without warnings."""
-    num = np.asarray(num, dtype=np.float64)
-    den = np.asarray(den, dtype=np.float64)
-    num, den = np.broadcast_arrays(num, den)
-    out = np.full(num.shape, np.nan)
-    ok = den != 0
-    np.divide(num, den, out=out, where=ok)
-    return out
 
 
 def pair_counts(
@@ -100,7 +89,7 @@ def tm_from_counts(n_g: np.ndarray, n_t: np.ndarray, square: bool = True) -> np.
     The diagonal is 1 by definition (docs/method.md eq. 1), but a source that was never fooled
     (N_g(s->s) = 0) keeps an undefined diagonal: 1 would claim a transfer that never happened.
     """
-    tm = safe_ratio(n_t, n_g)
+    tm = ratio(n_t, n_g)
     if square and tm.ndim == 2 and tm.shape[0] == tm.shape[1]:
         diag = np.diagonal(tm).copy()
         np.fill_diagonal(tm, np.where(np.isnan(diag), np.nan, 1.0))
@@ -111,7 +100,7 @@ def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
     """Mean over ``axis`` skipping NaN; NaN (no warning) where nothing is left."""
     ok = ~np.isnan(values)
     total = np.where(ok, values, 0.0).sum(axis)
-    return safe_ratio(total, ok.sum(axis))
+    return ratio(total, ok.sum(axis))
 
 
 def averages(matrix: np.ndarray, include_diagonal: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +174,7 @@ def figure_normalization(n_t: np.ndarray, groups: Sequence[Hashable] | None = No
         den = self_nt[idx == a].mean()
         for b in range(len(keys)):
             num = n_t[_pair_mask(idx, a, b)].mean()
-            out[a, b] = safe_ratio(num, den)
+            out[a, b] = ratio(num, den)
     return out
 
 
@@ -283,7 +272,7 @@ def tm_bootstrap(clean_ok: np.ndarray, adv_ok: np.ndarray, weights: np.ndarray) 
     w = np.asarray(weights, dtype=np.float64)
     n_g = w @ generated.reshape(k * k, n).T.astype(np.float64)
     n_t = w @ transferred.reshape(k * k, n).T.astype(np.float64)
-    return safe_ratio(n_t, n_g).reshape(-1, k, k)
+    return ratio(n_t, n_g).reshape(-1, k, k)
 
 
 def per_image_arrays(names: Sequence[str], per_image: dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

@@ -22,7 +22,8 @@ from trendcli.errors import UsageError
 from trendcli.fsio import write_json_atomic
 from trendcli.zoo.model import TrendModel
 from trendcli.progress import NullProgress, Progress
-from trendcli.transfer.counts import pair_counts, safe_ratio, tm_from_counts
+from trendcli.stats import ratio
+from trendcli.transfer.counts import pair_counts, tm_from_counts
 from trendcli.stats import jsonable, wilson_intervals
 
 __all__ = [
@@ -193,7 +194,7 @@ class SweepResult:
     @property
     def tm_curve(self) -> np.ndarray:
         """Eq. 10 measured: N_t(s->t, eps) / N_t(s->s, eps), [T, P]."""
-        return safe_ratio(self.n_t, self.n_self[None, :])
+        return ratio(self.n_t, self.n_self[None, :])
 
     @property
     def fitted(self) -> bool:
@@ -222,7 +223,7 @@ class SweepResult:
         tm_rmses = []
         for name, f, measured, curve in zip(self.targets, target_fits, self.n_t, self.tm_curve):
             pred = f(self.eps)
-            tm_fit = safe_ratio(pred, dense_self)
+            tm_fit = ratio(pred, dense_self)
             tm_rmse = rmse(tm_fit, curve)
             tm_rmses.append(tm_rmse)
             out["targets"][name] = {**f.to_dict(), **_errors(pred, measured), "rmse_tm": _num(tm_rmse)}
@@ -294,7 +295,7 @@ class SweepResult:
             c = colours[(i + 1) % len(colours)]
             ax_tm.plot(self.eps, self.tm_curve[i], "o", ms=3.5, color=c, label=f"-> {name} measured")
             if fits:
-                ax_tm.plot(fine[1:], safe_ratio(fits[1][i](fine[1:]), fits[0](fine[1:])), "-", color=c, lw=1.3,
+                ax_tm.plot(fine[1:], ratio(fits[1][i](fine[1:]), fits[0](fine[1:])), "-", color=c, lw=1.3,
                            label=f"-> {name} fit")
         ax_tm.set_ylim(0, 1.05)
         ax_tm.set_xlabel("eps (L-inf)")
