@@ -124,11 +124,11 @@ def test_outputs_and_schema(tmp_path):
         assert Path(p).read_bytes()[:4] == b"\x89PNG"
     data = json.loads((tmp_path / "out" / "evaluation.json").read_text())
     assert data["format"] == FORMAT == "trendcli-evaluation/1"
-    for key in ("ensemble", "settings", "n_images", "clean_accuracy", "table", "ratios", "headline", "transfer", "sizes", "claims", "sets", "plots"):
+    for key in ("ensemble", "settings", "n_images", "clean_accuracy", "table", "ratios", "headline", "transfer", "sizes", "claims", "sets", "not_run", "plots"):
         assert key in data
     row = data["table"][0]
     assert row == {
-        "attack": "agd", "eps": 0.01, "ensemble_accuracy": 0.30,
+        "attack": "agd", "eps": 0.01, "ensemble_accuracy": 0.30, "member_attack": "pgd",
         "member_pgd_accuracy": {"fp": 0.04, "q1": 0.25},
         "ratio": {"fp": pytest.approx(7.5), "q1": pytest.approx(1.2)},
         "member_accuracy_on_ensemble_adv": {"fp": 0.20, "q1": 0.25},

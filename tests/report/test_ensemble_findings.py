@@ -101,3 +101,26 @@ def test_ensemble_findings_order_and_not_measured():
     assert [f.key for f in found] == ["agd_vs_dag", "ensemble_robustness", "ensemble_robustness_worst_case",
                                       "ensemble_robustness_black_box"]
     assert [f.verdict for f in found] == ["not measured", "holds", "holds", "not measured"]
+
+
+def test_an_eps_like_8_255_meets_its_json_key_so_the_paired_test_decides():
+    """evaluation.json keys eps with %g ("0.0313725") but its sets hold the full float 8/255."""
+    import numpy as np
+
+    from trendcli.stats import mcnemar_exact
+
+    e = 8 / 255
+    ens_ok = np.array([True] * 12 + [False] * 8)  # the vote: 12 of 20 right
+    fp_ok = np.array([True] * 2 + [False] * 18)  # the member: 2 of 20, every one of them also right in the vote
+    outcomes = {"ensemble": {"square": {e: ens_ok}}, "member": {"fp": {e: fp_ok}},
+                "transfer": {e: {"ensemble": ens_ok, "members": {"fp": fp_ok}}}}
+    transfer = {float("0.0313725"): {"source": "s", "ensemble_accuracy": 0.6, "member_accuracy": {"fp": 0.1}}}
+    found = ensemble_findings({"square": {float("0.0313725"): 0.6}}, {"fp": {float("0.0313725"): 0.1}}, transfer, n=20,
+                              outcomes=outcomes, member_attack="square")
+    worst, black_box = found[2], found[3]
+    # 10 discordant images, all for the vote: two-sided exact McNemar p = 2 * 0.5^10
+    assert mcnemar_exact(10, 0) == pytest.approx(2 * 0.5 ** 10)
+    for f in (worst, black_box):
+        assert f.verdict == "holds" and f.result.test.startswith("exact McNemar")
+        assert f.result.p_value == pytest.approx(2 * 0.5 ** 10)
+    assert "square on each member" in worst.this_run

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
-import textwrap
-import warnings
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
-from torch import nn
 
 from trendcli.adversarial.store import AdvSet
 from trendcli.data import load_split
@@ -21,65 +16,26 @@ from trendcli.transfer.audit import run_audit
 from trendcli.transfer.matrix import compute_matrix
 from trendcli.zoo.blackbox import open_session, run_session
 from trendcli.zoo.files import load_model
-from trendcli.zoo.importing import import_model
 
+from ..byo import MEAN, STD, byo_package, import_black_box, import_white_box
 from ..conftest import needs_fmnist
 
 pytestmark = [needs_fmnist, pytest.mark.slow]
 
-MEAN, STD = 0.2860, 0.3530
 PGD = {"eps": 0.1, "alpha": 0.025, "steps": 5}
 LIMIT = 96
-
-PACKAGE = '''
-from torch import nn
-
-
-def mlp(hidden=32):
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 10))
-'''
-
-
-def _train(seed: int, hidden: int) -> nn.Module:
-    from audit_models import mlp
-
-    torch.manual_seed(seed)
-    net = mlp(hidden)
-    data, idx = load_split("fashion_mnist", "train")
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(120):
-        x, y = data.batch(idx[torch.randint(len(idx), (128,), generator=g)])
-        loss = nn.functional.cross_entropy(net((x - MEAN) / STD), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return net.eval()
 
 
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
     """Two white-box surrogates (factory imports) and a black-box ONNX target, all trained briefly."""
     root = tmp_path_factory.mktemp("audit")
-    (root / "audit_models").mkdir()
-    (root / "audit_models" / "__init__.py").write_text(textwrap.dedent(PACKAGE))
-    sys.path.insert(0, str(root))
-    try:
-        common = dict(dataset="fashion_mnist", mean=[MEAN], std=[STD], limit_test=1000)
+    with byo_package(root):
         surrogates = root / "surrogates"
         for seed, hidden in ((1, 32), (2, 48)):
-            save_file(_train(seed, hidden).state_dict(), str(root / f"s{seed}.safetensors"))
-            import_model("audit_models:mlp", surrogates / f"s{seed}", checkpoint=root / f"s{seed}.safetensors",
-                         factory_args={"hidden": hidden}, name=f"s{seed}", **common)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(_train(3, 64), (torch.zeros(2, 1, 28, 28),), str(root / "deployed.onnx"), dynamo=False,
-                              input_names=["x"], dynamic_axes={"x": {0: "n"}})
-        import_model(root / "deployed.onnx", root / "deployed", black_box=True, **common)
-        yield {"root": root, "surrogates": surrogates, "target": root / "deployed", "onnx": root / "deployed.onnx"}
-    finally:
-        sys.path.remove(str(root))
-        sys.modules.pop("audit_models", None)
+            import_white_box(root, surrogates / f"s{seed}", seed, hidden)
+        target, onnx_path = import_black_box(root, root / "deployed", 3, 64)
+        yield {"root": root, "surrogates": surrogates, "target": target, "onnx": onnx_path}
 
 
 def _matrix(zoo, store):

@@ -19,11 +19,10 @@ from trendcli.zoo.blackbox import is_black_box, open_session, run_session
 from trendcli.zoo.files import load_model
 from trendcli.zoo.importing import import_model
 
+from ..byo import MEAN, STD, train_zscored  # MEAN, STD: the z-scoring the networks were trained on
 from ..conftest import needs_fmnist
 
 pytestmark = needs_fmnist
-
-MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST's statistics, the z-scoring the networks were trained on
 
 PACKAGE = '''
 from torch import nn
@@ -67,17 +66,7 @@ def zoo(tmp_path_factory):
         from byo_models import build
 
         torch.manual_seed(0)
-        net = build()
-        data, idx = load_split("fashion_mnist", "train")
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        g = torch.Generator().manual_seed(0)
-        for _ in range(150):
-            x, y = data.batch(idx[torch.randint(len(idx), (128,), generator=g)])
-            loss = nn.functional.cross_entropy(net((x - MEAN) / STD), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        net.eval()
+        net = train_zscored(build(), 0, steps=150)
         save_file(net.state_dict(), str(root / "tiny.safetensors"))
         _trace(SelfNormalizing(net), root / "tiny.torchscript")
         _export(net, root / "tiny.onnx")

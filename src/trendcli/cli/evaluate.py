@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from trendcli.cli import options as ao
-from trendcli.cli.options import parse_number
+from trendcli.cli.options import parse_names, parse_number
 from trendcli.cli.render import RichProgress, console, fmt, print_json
 
 
@@ -64,8 +64,10 @@ def _print_worst_case(worst: dict, masking: dict) -> None:
 
 
 def evaluate_cmd(
-    ensemble: Annotated[Path, typer.Option("--ensemble", help="Ensemble JSON (from `trend design`).")],
-    attack: Annotated[str, typer.Option("--attack", help="Ensemble attack rules, comma list: agd, ugd, dag, empir, eadg.")] = "agd,ugd,dag,empir",
+    ensemble: Annotated[Optional[Path], typer.Option("--ensemble", help="Ensemble JSON (from `trend design`).")] = None,
+    members: Annotated[Optional[list[str]], typer.Option("--members", help="Instead of --ensemble: the member model directories (comma list or repeated), e.g. your own `trend import`s.")] = None,
+    attack: Annotated[Optional[str], typer.Option("--attack", help="Ensemble attacks, comma list: direction rules (agd, ugd, dag, empir, eadg) and adaptive attacks (apgd, apgd_t, square). Default agd,ugd,dag,empir; square when a member is black-box.")] = None,
+    member_attack: Annotated[Optional[str], typer.Option("--member-attack", help="The attack on each member alone: pgd (default) or square (default when a member is black-box).")] = None,
     eps: ao.EpsList = "0.002,0.005,0.01,0.02,0.03",
     limit: ao.Limit = None,
     split: ao.Split = "test",
@@ -90,7 +92,7 @@ def evaluate_cmd(
     worst_case_limit: Annotated[Optional[int], typer.Option("--worst-case-limit", help="Worst-case protocol: the first N evaluated images (default: all).")] = None,
     apgd_iter: Annotated[int, typer.Option("--apgd-iter", help="Worst-case protocol: APGD and APGD-T iterations per run.")] = 100,
     apgd_targets: Annotated[int, typer.Option("--apgd-targets", help="Worst-case protocol: APGD-T target classes.")] = 9,
-    square_queries: Annotated[int, typer.Option("--square-queries", help="Worst-case protocol: Square's query budget per image.")] = 1000,
+    square_queries: Annotated[int, typer.Option("--square-queries", help="Square's query budget per image, wherever Square runs (--attack, --member-attack, the worst-case suite).")] = 1000,
     masking_images: Annotated[int, typer.Option("--masking-images", help="Worst-case protocol: images of the masking probes (large eps, step counts).")] = 100,
     large_eps: Annotated[str, typer.Option("--large-eps", help="Worst-case protocol: the masking probe's large eps.")] = "0.5",
 ) -> None:
@@ -99,8 +101,10 @@ def evaluate_cmd(
     from trendcli.ensemble.evaluation import PLOT_FILES, EvalConfig, evaluate
     from trendcli.ensemble.worst_case import WorstCaseConfig
 
+    source, name = _ensemble_source(ensemble, parse_names(members))
     config = EvalConfig(
-        attacks=tuple(a.strip() for a in attack.split(",") if a.strip()),
+        attacks=None if attack is None else tuple(a.strip() for a in attack.split(",") if a.strip()),
+        member_attack=member_attack,
         eps=tuple(ao.parse_eps_list(eps)) if eps else (),
         alpha=parse_number(alpha, "--alpha") if alpha else 0.0,
         steps=steps, random_start=random_start, seed=seed, limit=limit, split=split,
@@ -112,15 +116,29 @@ def evaluate_cmd(
             apgd_iter=apgd_iter, apgd_targets=apgd_targets, square_queries=square_queries,
             masking_images=masking_images, large_eps=parse_number(large_eps, "--large-eps")),
     )
-    out_dir = out or Path("runs/eval") / ensemble.stem
+    out_dir = out or Path("runs/eval") / name
     check_evaluate_out(out_dir, PLOT_FILES.values())
     with RichProgress(quiet=as_json) as progress:
-        result = evaluate(ensemble, config, out_dir, progress)
+        result = evaluate(source, config, out_dir, progress)
     data = result.to_dict()
     if as_json:
         print_json(data)
         return
     _print_evaluation(data, config.split, out_dir)
+
+
+def _ensemble_source(ensemble: Path | None, members: list[str]) -> tuple[object, str]:
+    """What to evaluate (an ensemble file, or an Ensemble of model directories) and its name."""
+    from trendcli.errors import UsageError
+
+    if (ensemble is None) == (not members):
+        raise UsageError("pass either --ensemble FILE or --members DIR,DIR,... (not both)")
+    if ensemble is not None:
+        return ensemble, ensemble.stem
+    from trendcli.ensemble.members import Ensemble
+
+    ens = Ensemble.from_dirs([Path(m) for m in members])
+    return ens, "+".join(ens.ids)
 
 
 def _print_evaluation(data: dict, split: str, out_dir: Path) -> None:
@@ -132,17 +150,20 @@ def _print_evaluation(data: dict, split: str, out_dir: Path) -> None:
     members = data["ensemble"]["members"]
     short = dict(zip(members, short_labels(members)))
     clean = data["clean_accuracy"]
-    console.print(f"[bold]{' + '.join(members)}[/] on {data['n_images']} {split} images "
+    black = data["ensemble"].get("black_box") or []
+    console.print(f"[bold]{' + '.join(members)}[/]" + (f" ({', '.join(black)} black-box)" if black else "")
+                  + f" on {data['n_images']} {split} images "
                   f"(tie-break {data['ensemble']['tie_break']}): clean accuracy ensemble "
                   f"[bold]{_rate(clean['ensemble'], clean.get('interval'))}[/], "
                   + ", ".join(f"{m} {_rate(a, (clean.get('member_intervals') or {}).get(m))}" for m, a in clean["members"].items()))
+    member_attack = data["settings"].get("member_attack") or "pgd"
     table = Table(title="adversarial accuracy [95 % interval]: ensemble under each ensemble attack, each member under "
-                        "white-box PGD; ratio = ensemble / member")
+                        f"{member_attack} on itself; ratio = ensemble / member")
     table.add_column("attack")
     table.add_column("eps", justify="right")
     table.add_column("ensemble", justify="right")
     for m in members:
-        table.add_column(f"{short[m]} PGD", justify="right")
+        table.add_column(f"{short[m]} {member_attack}", justify="right")
         table.add_column("ratio", justify="right")
     for row in data["table"]:
         cells = [row["attack"], f"{row['eps']:g}", _rate(row["ensemble_accuracy"], row.get("ensemble_accuracy_interval"))]
@@ -161,6 +182,8 @@ def _print_evaluation(data: dict, split: str, out_dir: Path) -> None:
         console.print(t)
     for line in data["headline"]:
         console.print(f"  ensemble {line}")
+    for step, why in (data.get("not_run") or {}).items():
+        console.print(f"  not run: {step} ({why})")
     claims = data["claims"]
     console.print("claims, measured here:")
     console.print(f"  A-GD beats D-AG at small eps: {_verdict(claims['agd_beats_dag_at_small_eps'])}")

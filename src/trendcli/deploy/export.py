@@ -113,6 +113,17 @@ def deployed_member(model: TrendModel) -> TrendModel:
     return member
 
 
+def _check_white_box(models: Sequence[TrendModel]) -> None:
+    """UsageError naming the first black-box member: its network is an ONNX file run in
+    onnxruntime, which torch.onnx cannot trace into the ensemble's graph."""
+    from trendcli.zoo.blackbox import is_black_box
+
+    black = [m.name for m in models if is_black_box(m)]
+    if black:
+        raise UsageError(f"member {black[0]} is black-box (ONNX run in onnxruntime) and cannot be traced into one ONNX "
+                         "graph; export the white-box members, or import the model white-box (onnx2torch)")
+
+
 class EnsembleGraph(nn.Module):
     """The exported function: images [N, C, H, W] in [0, 1] -> label, votes, member_labels,
     member_logits (one TrendModel per member, per-image input quantization, then the vote)."""
@@ -122,6 +133,7 @@ class EnsembleGraph(nn.Module):
         if not models:
             raise UsageError("an ensemble needs at least one member")
         check_compatible(models)
+        _check_white_box(models)
         self.tie_break = check_export_tie_break(tie_break)
         self.members = nn.ModuleList([deployed_member(m) for m in models])
         self.spec = models[0].spec

@@ -35,6 +35,16 @@ member is at 0, null in evaluation.json, n/a on screen).
 
 The ``claims`` of evaluation.json are decided by trendcli.report.ensemble_findings, the same
 rules `trend report` and the README findings table use.
+
+Black-box members (an ONNX file run in onnxruntime, trendcli.zoo.blackbox) give no gradients,
+so an ensemble holding one is evaluated with what only queries it: the ensemble attacks are
+gradient-free (Square on the vote score; ``attacks`` default ``("square",)``), each member's own
+robustness is Square on that member (``member_attack`` default ``square``, the same attack for
+every member so that the ratios compare like with like), and transfer from ``transfer_from``
+works as for any ensemble. A gradient attack asked of such an ensemble is one UsageError before
+any work; the steps that need gradients (domination, and in the worst case APGD on the ensemble
+and on the black-box members, and the masking probes that differentiate) are listed in
+evaluation.json's ``not_run`` with the reason (docs/method.md, "Ensembles with black-box members").
 """
 
 from __future__ import annotations
@@ -50,7 +60,7 @@ import torch
 
 from trendcli.ensemble.members import Ensemble, check_tie_break, vote_logits
 from trendcli.ensemble.vote import TIE_BREAKS
-from trendcli.ensemble.worst_case import PROTOCOLS, WorstCaseConfig
+from trendcli.ensemble.worst_case import ADAPTIVE, PROTOCOLS, WorstCaseConfig
 from trendcli.errors import IncompatibleModelsError, StoreError, UsageError
 from trendcli.fsio import write_json_atomic
 from trendcli.progress import NullProgress, Progress
@@ -70,6 +80,10 @@ from trendcli.report.ensemble_findings import SMALL_EPS, strongest_attack
 from trendcli.stats import encode_bits, fmt_rate
 
 DEFAULT_ATTACKS = ("agd", "ugd", "dag", "empir")
+#: The ensemble attacks of an ensemble with a black-box member (no gradients through it).
+BLACK_BOX_ATTACKS = ("square",)
+#: The attacks on each member alone: the paper's white-box PGD, or Square (gradient-free).
+MEMBER_ATTACKS = ("pgd", "square")
 DEFAULT_EPS = (0.002, 0.005, 0.01, 0.02, 0.03)
 PLOT_FILES = {
     "attack_success": "attack_success.png",
@@ -83,7 +97,10 @@ PLOT_FILES = {
 class EvalConfig:
     """What `trend evaluate` takes besides the ensemble. None = the ensemble's own setting."""
 
-    attacks: tuple[str, ...] = DEFAULT_ATTACKS
+    #: direction rules and/or ensemble adaptive attacks (ADAPTIVE); None: DEFAULT_ATTACKS, or
+    #: BLACK_BOX_ATTACKS when a member is black-box (resolved by for_members)
+    attacks: tuple[str, ...] | None = DEFAULT_ATTACKS
+    member_attack: str | None = None  # one of MEMBER_ATTACKS; None: pgd, or square when a member is black-box
     eps: tuple[float, ...] = DEFAULT_EPS
     alpha: float = 0.01
     steps: int = 40
@@ -108,14 +125,21 @@ class EvalConfig:
     worst_case: WorstCaseConfig = WorstCaseConfig()
 
     def validated(self) -> "EvalConfig":
-        """Canonical names, checked numbers; unknown rules fail listing the known ones."""
+        """Canonical names, checked numbers; unknown rules fail listing the known ones.
+
+        ``attacks`` and ``member_attack`` left None stay None (for_members resolves them).
+        """
         from trendcli.registry import get_registry
 
-        attacks = tuple(dict.fromkeys(canonical(a) for a in self.attacks))
-        if not attacks:
+        attacks = None if self.attacks is None else tuple(dict.fromkeys(canonical(a) for a in self.attacks))
+        if attacks is not None and not attacks:
             raise UsageError("--attack needs at least one ensemble attack rule (e.g. agd,dag)")
-        for a in attacks:
-            get_registry().factory("direction rule", a)
+        for a in attacks or ():
+            if a not in ADAPTIVE:
+                get_registry().factory("direction rule", a)
+        member_attack = canonical(self.member_attack) if self.member_attack else None
+        if member_attack is not None and member_attack not in MEMBER_ATTACKS:
+            raise UsageError(f"unknown member attack {self.member_attack!r}; known: {', '.join(MEMBER_ATTACKS)}")
         eps = tuple(sorted(dict.fromkeys(float(e) for e in self.eps)))
         if not eps or any(not (0 < e <= 1) for e in eps):
             raise UsageError(f"--eps values must lie in (0, 1] on the [0, 1] pixel scale, got {list(self.eps)}")
@@ -129,18 +153,50 @@ class EvalConfig:
             raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.tie_break is not None:
             check_tie_break(self.tie_break)
-        size_attack = canonical(self.size_attack) if self.size_attack else ("agd" if "agd" in attacks else attacks[0])
-        if size_attack not in attacks:
-            raise UsageError(f"the size sweep's attack {size_attack!r} is not among --attack {','.join(attacks)}")
+        size_attack = canonical(self.size_attack) if self.size_attack else None
+        if attacks is not None:
+            size_attack = size_attack or ("agd" if "agd" in attacks else attacks[0])
+            if size_attack not in attacks:
+                raise UsageError(f"the size sweep's attack {size_attack!r} is not among --attack {','.join(attacks)}")
         if self.protocol not in PROTOCOLS:
             raise UsageError(f"unknown protocol {self.protocol!r}; known: {', '.join(PROTOCOLS)}")
         if self.protocol == "worst-case":
             self.worst_case.validated(eps)  # bad budgets fail before any attack runs
-        return replace(self, attacks=attacks, eps=eps, size_attack=size_attack)
+        return replace(self, attacks=attacks, member_attack=member_attack, eps=eps, size_attack=size_attack)
 
-    def attack_params(self, eps: float) -> dict[str, Any]:
-        """PGD parameters at ``eps`` (the authors' ensemble settings by default)."""
+    def for_members(self, black_box: Sequence[str]) -> "EvalConfig":
+        """The validated config with its defaults resolved for an ensemble whose black-box
+        members are ``black_box`` (ids); a gradient attack asked of such an ensemble is one
+        UsageError naming the member (module doc)."""
+        attacks = self.attacks if self.attacks is not None else (BLACK_BOX_ATTACKS if black_box else DEFAULT_ATTACKS)
+        member_attack = self.member_attack or ("square" if black_box else "pgd")
+        cfg = replace(self, attacks=attacks, member_attack=member_attack).validated()
+        if black_box:
+            from trendcli.zoo.blackbox import black_box_message
+
+            gradient = [a for a in (*cfg.attacks, cfg.member_attack) if needs_gradients(a)]
+            if gradient:
+                raise UsageError(f"{black_box_message(black_box[0])}; {gradient[0]} needs gradients "
+                                 "(evaluate with --attack square --member-attack square, and --transfer-from)")
+        return cfg
+
+    def attack_params(self, eps: float, method: str = "pgd") -> dict[str, Any]:
+        """The parameters of ``method`` at ``eps``: PGD and the direction rules take the authors'
+        ensemble settings; the adaptive attacks (apgd, apgd_t, square) the worst-case suite's
+        (``worst_case``: iterations, targets, queries), with this config's seed."""
+        if method in ADAPTIVE:
+            return {**replace(self.worst_case, eps=eps).params(method), "seed": self.seed}
         return {"eps": eps, "alpha": self.alpha, "steps": self.steps, "random_start": self.random_start, "seed": self.seed}
+
+
+def needs_gradients(method: str) -> bool:
+    """Whether ensemble or member attack ``method`` differentiates (direction rules always do)."""
+    from trendcli.registry import get_registry
+    from trendcli.zoo import blackbox
+
+    if method in get_registry().names("direction rule"):
+        return True
+    return blackbox.needs_gradients(method)
 
 
 def _stream_logits(
@@ -197,7 +253,9 @@ class _Setup:
     data_dir: Path | None
     clean_batch: int
     progress: Progress
+    black_box: list[str] = field(default_factory=list)  # ids of the members run in onnxruntime
     sets: list[SetResult] = field(default_factory=list)
+    not_run: dict[str, str] = field(default_factory=dict)  # step -> why it did not run
 
     @property
     def n(self) -> int:
@@ -210,6 +268,7 @@ class _Setup:
 def _setup(ensemble: Ensemble | str | Path, config: EvalConfig | None, progress: Progress | None) -> _Setup:
     """Load the ensemble and its members, check them, and select the evaluated images."""
     from trendcli.data import load_split
+    from trendcli.zoo.blackbox import is_black_box
     from trendcli.zoo.files import resolve_device
 
     cfg = (config or EvalConfig()).validated()  # bad settings fail before anything loads
@@ -221,13 +280,15 @@ def _setup(ensemble: Ensemble | str | Path, config: EvalConfig | None, progress:
     models = ens.models(device, per_image)
     ids = ens.ids
     _check_members(models, ids)
+    black_box = [i for m, i in zip(models, ids) if is_black_box(m)]
+    cfg = cfg.for_members(black_box)  # a gradient attack on a black-box member fails here, before any attack
     spec = models[0].spec
     split_seed = int((models[0].meta.get("split") or {}).get("seed", 0))
     data_dir = Path(cfg.data_dir) if cfg.data_dir else None
     data, split_idx = load_split(spec.dataset, cfg.split, data_dir, split_seed)
     indices = split_idx[: cfg.limit] if cfg.limit is not None else split_idx
     return _Setup(ens, cfg, cfg.tie_break or ens.tie_break, per_image, device, list(models), list(ids), spec, data,
-                  indices, data_dir, cfg.batch_size or 256, progress or NullProgress())
+                  indices, data_dir, cfg.batch_size or 256, progress or NullProgress(), black_box)
 
 
 def _clean_accuracy(st: _Setup) -> tuple[list[torch.Tensor], torch.Tensor, dict[str, Any]]:
@@ -255,7 +316,7 @@ def _run_set(st: _Setup, source: Any, method: str, eps: float, kind: str, source
     from trendcli.adversarial.generate import attack
 
     cfg = st.cfg
-    params = cfg.attack_params(eps)
+    params = cfg.attack_params(eps, method)
     if isinstance(source, (list, tuple)):
         params["tie_break"] = st.tie  # EMPIR/EADG's fixed vote y_hat: the ensemble's own policy
     result = attack(
@@ -300,7 +361,7 @@ def _run_set(st: _Setup, source: Any, method: str, eps: float, kind: str, source
 
 
 def _attack_sets(st: _Setup) -> None:
-    """The white-box ensemble attacks, PGD on each member, and the optional black-box transfer."""
+    """The ensemble attacks, the member attack on each member, and the optional black-box transfer."""
     from trendcli.zoo.files import load_model
 
     for rule in st.cfg.attacks:
@@ -308,7 +369,7 @@ def _attack_sets(st: _Setup) -> None:
             _run_set(st, st.models, rule, eps, "ensemble", st.ids)
     for model, m in zip(st.models, st.ids):
         for eps in st.cfg.eps:
-            _run_set(st, model, "pgd", eps, "member", [m])
+            _run_set(st, model, st.cfg.member_attack, eps, "member", [m])
     if st.cfg.transfer_from:
         source = load_model(st.cfg.transfer_from, device=st.device)
         source_id = source.meta.get("id") or Path(st.cfg.transfer_from).name
@@ -328,7 +389,7 @@ def _size_sweep(st: _Setup, clean_logits: list[torch.Tensor], labels: torch.Tens
         for eps in st.cfg.eps:
             e = eps_key(eps)
             if k == 1:
-                adv[e] = by_kind[("member", "pgd", (st.ids[0],), e)].source_accuracy
+                adv[e] = by_kind[("member", st.cfg.member_attack, (st.ids[0],), e)].source_accuracy
             elif k == k_all:
                 adv[e] = by_kind[("ensemble", st.cfg.size_attack, tuple(st.ids), e)].ensemble_accuracy
             else:
@@ -336,7 +397,8 @@ def _size_sweep(st: _Setup, clean_logits: list[torch.Tensor], labels: torch.Tens
         points.append({"size": k, "members": prefix, "clean_accuracy": _accuracy(st.vote(clean_logits[:k]), labels),
                        "adv_accuracy": adv})
     return {"attack": st.cfg.size_attack, "order": st.ids,
-            "note": "prefixes of the members' order; size 1 = the first member under PGD", "points": points}
+            "note": f"prefixes of the members' order; size 1 = the first member under {st.cfg.member_attack}",
+            "points": points}
 
 
 def _domination(st: _Setup) -> Any:
@@ -365,7 +427,11 @@ def evaluate(
     clean_logits, labels, clean = _clean_accuracy(st)
     _attack_sets(st)
     sizes = _size_sweep(st, clean_logits, labels) if st.cfg.sizes else None
-    dom_result = _domination(st) if st.cfg.domination else None
+    dom_result = None
+    if st.cfg.domination and st.black_box:
+        st.not_run["domination"] = f"needs gradients of every member; {', '.join(st.black_box)} black-box"
+    elif st.cfg.domination:
+        dom_result = _domination(st)
     ens, cfg = st.ens, st.cfg
     make: Any = Evaluation
     if cfg.protocol == "worst-case":
@@ -377,15 +443,16 @@ def evaluate(
         make = lambda **kw: WorstCaseEvaluation(**kw, worst_case=worst, masking=masking)  # noqa: E731
     evaluation = make(
         ensemble={"path": str(ens.source) if ens.source else None, "members": st.ids, "tie_break": st.tie,
-                  "seed": ens.seed, "per_image": st.per_image, "model_dirs": [str(p) for p in ens.member_dirs()]},
+                  "seed": ens.seed, "per_image": st.per_image, "model_dirs": [str(p) for p in ens.member_dirs()],
+                  "black_box": st.black_box},
         settings={**{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
-                  "dataset": st.spec.dataset, "device": str(st.device), "member_attack": "pgd",
-                  "transfer_attack": "pgd", "small_eps": SMALL_EPS},
+                  "dataset": st.spec.dataset, "device": str(st.device), "transfer_attack": "pgd", "small_eps": SMALL_EPS},
         n_images=st.n,
         clean=clean,
         sets=st.sets,
         sizes=sizes,
         domination=dom_result.to_dict() if dom_result is not None else None,
+        not_run=st.not_run,
     )
     evaluation.seconds = time.perf_counter() - t0
     if out_dir is not None:
@@ -420,7 +487,8 @@ def write_outputs(evaluation: Evaluation, out_dir: Path, domination: Any = None)
         rule = strongest_attack(adv, k)
         groups = ["ensemble", *short_labels(members)]
         series = {"clean": [evaluation.clean["ensemble"], *(evaluation.clean["members"][m] for m in members)]}
-        series[f"white-box ({rule} / pgd)"] = [adv[rule][k] if rule else None, *(member_adv[m].get(k) for m in members)]
+        series[f"attacked ({rule} / {evaluation.member_attack})"] = [adv[rule][k] if rule else None,
+                                                                     *(member_adv[m].get(k) for m in members)]
         if k in transfer:
             t = transfer[k]
             series[f"transfer from {t['source']}"] = [t["ensemble_accuracy"], *(t["member_accuracy"][m] for m in members)]

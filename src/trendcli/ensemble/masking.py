@@ -147,11 +147,14 @@ def measure_masking(st: Any, worst: Mapping[str, Any], outcomes: Mapping[str, An
     """All flags for the ensemble and for each member; evaluation.json's ``masking``.
 
     Probes beyond the suite (first ``masking_images`` evaluated images, through the store):
-    the size attack (A-GD) on the ensemble and PGD on each member at ``large_eps`` with
-    alpha = 2.5 * large_eps / steps (Madry et al.'s rule, so the steps can cross the ball),
+    the size attack (A-GD) on the ensemble and the member attack (PGD) on each member at
+    ``large_eps`` (a gradient attack with alpha = 2.5 * large_eps / steps, Madry et al.'s rule,
+    so the steps can cross the ball; a gradient-free one with its own settings at that eps),
     and the size attack at the suite's eps with steps/4, steps/2 and steps. Success over eps
-    comes from the evaluation's own sets.
+    comes from the evaluation's own sets. A probe that needs gradients of a black-box model is
+    not measured, with the reason.
     """
+    from trendcli.ensemble.evaluation import needs_gradients
     from trendcli.ensemble.worst_case import suite_set
 
     cfg, wc = st.cfg, st.cfg.worst_case.validated(st.cfg.eps, st.spec.num_classes)
@@ -160,28 +163,48 @@ def measure_masking(st: Any, worst: Mapping[str, Any], outcomes: Mapping[str, An
     rule = cfg.size_attack
     big = {"eps": wc.large_eps, "alpha": 2.5 * wc.large_eps / cfg.steps, "steps": cfg.steps,
            "random_start": cfg.random_start, "seed": cfg.seed}
-    st.progress.log(f"masking probes on {n} images: {rule} and PGD at eps {wc.large_eps:g}; {rule} at 3 step counts")
+    st.progress.log(f"masking probes on {n} images: {rule} and {cfg.member_attack} at eps {wc.large_eps:g}; "
+                    f"{rule} at 3 step counts")
+
+    def large_eps(source: Any, attack: str, black_box: Sequence[str]) -> dict[str, Any]:
+        if black_box and needs_gradients(attack):
+            return not_measured("large_eps_short", f"{attack} needs gradients; {', '.join(black_box)} black-box")
+        params = big if needs_gradients(attack) else cfg.attack_params(wc.large_eps, attack)
+        return flag_large_eps_short(~suite_set(st, source, attack, params, n)["ok"], wc.large_eps, attack)
+
     curve_of = {s["attack"]: s.get("loss_curve") for s in worst["ensemble"]["sets"]}
     ens = _flags_for(outcomes["ensemble"], transfer, curve_of.get("apgd"), "the ensemble")
-    ens.append(flag_large_eps_short(~suite_set(st, st.models, rule, big, n)["ok"], wc.large_eps, rule))
+    ens.append(large_eps(st.models, rule, st.black_box))
     by_eps = [(s.eps, 1 - s.ensemble_accuracy) for s in st.sets if s.kind == "ensemble" and s.attack == rule]
     ens.append(flag_not_monotone("not_monotone_eps", by_eps, f"{rule} on the ensemble over eps"))
     steps = sorted({max(1, cfg.steps // 4), max(1, cfg.steps // 2), cfg.steps})
-    by_steps = []
-    for k in steps:
-        got = suite_set(st, st.models, rule, {**cfg.attack_params(wc.eps), "steps": k}, n)
-        by_steps.append((k, 1 - float(np.mean(got["ok"]))))
-    ens.append(flag_not_monotone("not_monotone_steps", by_steps, f"{rule} on the ensemble at eps {wc.eps:g} over steps"))
+    ens.append(_steps_flag(st, rule, steps, wc.eps, n))
     members = {}
     for model, m in zip(st.models, st.ids):
         curves = {s["attack"]: s.get("loss_curve") for s in worst["members"][m]["sets"]}
         flags = _flags_for(outcomes["members"][m], transfer, curves.get("apgd"), m)
-        flags.append(flag_large_eps_short(~suite_set(st, model, "pgd", big, n)["ok"], wc.large_eps, "pgd"))
+        flags.append(large_eps(model, cfg.member_attack, [m] if m in st.black_box else []))
         pts = [(s.eps, 1 - s.source_accuracy) for s in st.sets if s.kind == "member" and s.source == [m]]
-        flags.append(flag_not_monotone("not_monotone_eps", pts, f"pgd on {m} over eps"))
+        flags.append(flag_not_monotone("not_monotone_eps", pts, f"{cfg.member_attack} on {m} over eps"))
         members[m] = flags
     fired = [f"ensemble: {f['flag']}" for f in ens if f["fired"]]
     fired += [f"{m}: {f['flag']}" for m, fl in members.items() for f in fl if f["fired"]]
     return jsonable({"reference": "Carlini et al. 2019 (arXiv:1902.06705), checklist", "n_probe_images": n,
                      "large_eps_params": big, "steps_probed": steps, "ensemble": ens, "members": members,
                      "fired": fired})
+
+
+def _steps_flag(st: Any, rule: str, steps: Sequence[int], eps: float, n: int) -> dict[str, Any]:
+    """not_monotone_steps of the size attack ``rule`` on the ensemble at ``eps`` (a gradient attack's steps)."""
+    from trendcli.ensemble.evaluation import needs_gradients
+    from trendcli.ensemble.worst_case import suite_set
+
+    if not needs_gradients(rule):
+        return not_measured("not_monotone_steps", f"{rule} has no steps (a query budget instead)")
+    if st.black_box:
+        return not_measured("not_monotone_steps", f"{rule} needs gradients; {', '.join(st.black_box)} black-box")
+    by_steps = []
+    for k in steps:
+        got = suite_set(st, st.models, rule, {**st.cfg.attack_params(eps), "steps": k}, n)
+        by_steps.append((k, 1 - float(np.mean(got["ok"]))))
+    return flag_not_monotone("not_monotone_steps", by_steps, f"{rule} on the ensemble at eps {eps:g} over steps")

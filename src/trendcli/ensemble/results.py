@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from trendcli.report.ensemble_findings import ensemble_findings, paired_outcomes, strongest_attack
+from trendcli.report.ensemble_findings import eps_key, ensemble_findings, paired_outcomes, strongest_attack
 from trendcli.stats import (
     NOT_MEASURED,
     decode_bits,
@@ -30,13 +30,9 @@ __all__ = ["CLAIM_KEYS", "FORMAT", "RATIO_DEFINITION", "Evaluation", "SetResult"
 FORMAT = "trendcli-evaluation/1"
 RATIO_DEFINITION = (
     "adversarial accuracy of the ensemble vote under the ensemble attack / adversarial accuracy of "
-    "the member alone under white-box PGD, same eps, alpha, steps, seed and images"
+    "the member alone under the member attack (settings.member_attack: white-box PGD, or Square when a "
+    "member is black-box), same eps, parameters, seed and images"
 )
-
-
-def eps_key(eps: float) -> str:
-    """The JSON key of an eps value (``0.01`` -> ``"0.01"``)."""
-    return f"{eps:g}"
 
 
 def interval_of(bits: str | None, rate: float | None = None, n: int | None = None) -> list[float | None]:
@@ -109,6 +105,7 @@ def check_claims(
     transfer: dict[str, dict[str, Any]] | None = None,
     n: int | None = None,
     sets: list[dict[str, Any]] | None = None,
+    member_attack: str = "pgd",
 ) -> dict[str, Any]:
     """The paper's claims, measured: evaluation.json's ``claims`` (keys: CLAIM_KEYS' values).
 
@@ -124,7 +121,7 @@ def check_claims(
 
     found = ensemble_findings({r: floats(by) for r, by in ensemble_adv.items()},
                               {m: floats(by) for m, by in member_adv.items()}, floats(transfer or {}), n=n,
-                              outcomes=paired_outcomes(sets) if sets else None)
+                              outcomes=paired_outcomes(sets) if sets else None, member_attack=member_attack)
     claims: dict[str, Any] = {}
     for f in found:
         entry = {k: v for k, v in f.to_dict().items() if k not in ("values", "source")}
@@ -151,6 +148,12 @@ class Evaluation:
     domination: dict[str, Any] | None = None
     plots: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    not_run: dict[str, str] = field(default_factory=dict)  # a step left out -> why (e.g. a black-box member)
+
+    @property
+    def member_attack(self) -> str:
+        """The attack on each member alone (``pgd`` unless the settings say otherwise)."""
+        return str(self.settings.get("member_attack") or "pgd")
 
     def ensemble_adv(self) -> dict[str, dict[str, float]]:
         """rule -> eps key -> adversarial accuracy of the vote under that ensemble attack."""
@@ -161,7 +164,7 @@ class Evaluation:
         return out
 
     def member_adv(self) -> dict[str, dict[str, float]]:
-        """member -> eps key -> its adversarial accuracy under white-box PGD on itself."""
+        """member -> eps key -> its adversarial accuracy under the member attack on itself."""
         out: dict[str, dict[str, float]] = {m: {} for m in self.ensemble["members"]}
         for s in self.sets:
             if s.kind == "member":
@@ -179,7 +182,9 @@ class Evaluation:
 
     def table(self) -> list[dict[str, Any]]:
         """One row per (ensemble attack, eps): the vote's adversarial accuracy, each member's
-        under PGD, the ratios, and each member's accuracy on the ensemble's adversarial images."""
+        under the member attack (``member_pgd_accuracy``, named for the paper's PGD; the row's
+        ``member_attack`` says which), the ratios, and each member's accuracy on the ensemble's
+        adversarial images."""
         member_adv = self.member_adv()
         member_iv = {(s.source[0], eps_key(s.eps)): s.intervals(self.n_images)["source"]
                      for s in self.sets if s.kind == "member"}
@@ -194,6 +199,7 @@ class Evaluation:
                 "ensemble_accuracy": s.ensemble_accuracy,
                 "ensemble_accuracy_interval": s.intervals(self.n_images)["ensemble"],
                 "ensemble_accuracy_by_tie_break": s.ensemble_accuracy_by_tie_break,
+                "member_attack": self.member_attack,
                 "member_pgd_accuracy": {m: member_adv[m].get(e) for m in member_adv},
                 "member_pgd_accuracy_interval": {m: member_iv.get((m, e), [None, None]) for m in member_adv},
                 "ratio": {m: ratio(s.ensemble_accuracy, member_adv[m].get(e)) for m in member_adv},
@@ -224,7 +230,7 @@ class Evaluation:
             r = ratio(ens, by.get(e))
             text = "n/a (member at 0)" if is_missing(r) else fmt_ratio(r)
             out.append(f"{text} more robust than {m} at eps {e} "
-                       f"({rule}: {fmt_rate(ens)} vs PGD {fmt_rate(by.get(e))})")
+                       f"({rule}: {fmt_rate(ens)} vs {self.member_attack} {fmt_rate(by.get(e))})")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -243,8 +249,10 @@ class Evaluation:
             "transfer": self.transfer(),
             "sizes": self.sizes,
             "domination": self.domination,
-            "claims": check_claims(adv, self.member_adv(), self.transfer() or None, self.n_images, sets),
+            "claims": check_claims(adv, self.member_adv(), self.transfer() or None, self.n_images, sets,
+                                   member_attack=self.member_attack),
             "sets": sets,
+            "not_run": self.not_run,
             "plots": self.plots,
             "seconds": self.seconds,
         })

@@ -257,20 +257,29 @@ def run_worst_case(st: Any, clean: Mapping[str, Any]) -> tuple[dict[str, Any], d
             got = _sliced(st, "ensemble", rule, eps, n)
             ens_ok[rule] = got["ensemble"]
             sets["ensemble"].append(_record(rule, {**got, "ok": got["ensemble"]}))
-    for m in st.ids:  # PGD on each member alone: the single-model version of the direction rules
+    member_attack = st.cfg.member_attack  # PGD on each member alone (Square with a black-box member)
+    for m in st.ids:
         got = _sliced_member(st, m, eps, n)
-        mem_ok[m]["pgd"] = got["source"]
-        sets["members"][m].append(_record("pgd", {**got, "ok": got["source"]}))
+        mem_ok[m][member_attack] = got["source"]
+        sets["members"][m].append(_record(member_attack, {**got, "ok": got["source"]}))
     for name in (a for a in ADAPTIVE if a in wc.suite):
-        params = wc.params(name)
+        params = st.cfg.attack_params(eps, name)
         st.progress.log(f"worst case: {name} ({', '.join(f'{k}={v:g}' if isinstance(v, float) else f'{k}={v}' for k, v in params.items())})")
-        got = suite_set(st, st.models, name, params, n)
-        ens_ok[name] = got["ok"]
-        sets["ensemble"].append(_record(name, got))
+        why = _no_gradients(st, name, st.black_box)
+        if why:
+            not_run[f"{name} on the ensemble"] = why
+        elif name not in ens_ok:  # not already one of the evaluation's ensemble attacks
+            got = suite_set(st, st.models, name, params, n)
+            ens_ok[name] = got["ok"]
+            sets["ensemble"].append(_record(name, got))
         for model, m in zip(st.models, st.ids):
-            got = suite_set(st, model, name, params, n)
-            mem_ok[m][name] = got["ok"]
-            sets["members"][m].append(_record(name, got))
+            why = _no_gradients(st, name, [m] if m in st.black_box else [])
+            if why:
+                not_run[f"{name} on {m}"] = why
+            elif name not in mem_ok[m]:
+                got = suite_set(st, model, name, params, n)
+                mem_ok[m][name] = got["ok"]
+                sets["members"][m].append(_record(name, got))
     if "transfer" in wc.suite:
         got = _sliced(st, "transfer", "pgd", eps, n)
         if got is None:
@@ -297,11 +306,20 @@ def run_worst_case(st: Any, clean: Mapping[str, Any]) -> tuple[dict[str, Any], d
         {"ensemble": ens_ok, "members": mem_ok}
 
 
+def _no_gradients(st: Any, attack: str, black_box: Sequence[str]) -> str | None:
+    """Why ``attack`` cannot run on models holding the black-box ``black_box`` (None: it can)."""
+    from trendcli.ensemble.evaluation import needs_gradients
+
+    if black_box and needs_gradients(attack):
+        return f"{attack} needs gradients; {', '.join(black_box)} black-box (ONNX run in onnxruntime)"
+    return None
+
+
 def _sliced_member(st: Any, member: str, eps: float, n: int) -> dict[str, Any]:
     for s in st.sets:
         if s.kind == "member" and s.source == [member] and math.isclose(s.eps, eps) and s.per_image:
             return {"key": s.key, "cached": s.cached, "source": decode_bits(s.per_image["source"])[:n]}
-    raise UsageError(f"no PGD set on member {member!r} at eps {eps:g} in the evaluation")
+    raise UsageError(f"no {st.cfg.member_attack} set on member {member!r} at eps {eps:g} in the evaluation")
 
 
 def _transfer_source(st: Any) -> str:

@@ -256,9 +256,11 @@ def ensemble_robustness_finding(
     source: str | None = None,
     ensemble_ok: PerEps | None = None,
     members_ok: Mapping[str, PerEps] | None = None,
+    member_attack: str = "pgd",
 ) -> Finding:
     """The vote's adversarial accuracy under the ensemble attack ``attack`` (A-GD, as the paper)
-    against each member's under white-box PGD on that member alone.
+    against each member's under white-box PGD on that member alone (``member_attack``: the
+    attack on each member, named in the text; Square when a member is black-box).
 
     Rule: at the evaluated eps nearest ``paper_eps`` (ties: the smaller), an exact McNemar test
     per member of "the vote is correct more often than the member" on the same images
@@ -270,8 +272,8 @@ def ensemble_robustness_finding(
     without the numbers.
     """
     return _beats_members("ensemble_robustness", ENSEMBLE_CLAIM, ENSEMBLE_PAPER, eps, [attack] * len(eps),
-                          ensemble_adv, members_adv, paper_eps, n, source, "ensemble attack vs PGD on each member",
-                          ensemble_ok, members_ok)
+                          ensemble_adv, members_adv, paper_eps, n, source,
+                          f"ensemble attack vs {member_attack} on each member", ensemble_ok, members_ok)
 
 
 def worst_case_finding(
@@ -284,13 +286,14 @@ def worst_case_finding(
     source: str | None = None,
     ensemble_ok: PerEps | None = None,
     members_ok: Mapping[str, PerEps] | None = None,
+    member_attack: str = "pgd",
 ) -> Finding:
     """As ensemble_robustness_finding, with the vote under ``attacks[i]``: the ensemble attack
     that leaves it least accurate at eps[i] (strongest_attack; ``ensemble_ok[eps]`` its
     outcomes). Same rule."""
     return _beats_members("ensemble_robustness_worst_case", WORST_CASE_CLAIM, WORST_CASE_PAPER, eps, attacks,
-                          ensemble_adv, members_adv, paper_eps, n, source, "strongest ensemble attack vs PGD on each member",
-                          ensemble_ok, members_ok)
+                          ensemble_adv, members_adv, paper_eps, n, source,
+                          f"strongest ensemble attack vs {member_attack} on each member", ensemble_ok, members_ok)
 
 
 def black_box_finding(
@@ -315,6 +318,16 @@ def black_box_finding(
 # -- all of them from one evaluation -----------------------------------------------------------------
 
 
+def eps_key(eps: float) -> str:
+    """The JSON key of an eps value (``0.01`` -> ``"0.01"``, 8/255 -> ``"0.0313725"``)."""
+    return f"{float(eps):g}"
+
+
+def _by_eps(by: Mapping[Any, Any]) -> dict[float, Any]:
+    """``by`` keyed by float(eps_key(eps)), so that 8/255 from a set and "0.0313725" from a key meet."""
+    return {float(eps_key(e)): v for e, v in by.items()}
+
+
 def ensemble_findings(
     ensemble_adv: Mapping[str, Mapping[float, float | None]],
     member_adv: Mapping[str, Mapping[float, float | None]],
@@ -322,6 +335,7 @@ def ensemble_findings(
     n: int | None = None,
     source: str | None = None,
     outcomes: Mapping[str, Any] | None = None,
+    member_attack: str = "pgd",
 ) -> list[Finding]:
     """The four ensemble findings of one evaluation, in a fixed order.
 
@@ -329,12 +343,20 @@ def ensemble_findings(
     ``member_adv[member][eps]``: the member's under white-box PGD on itself; ``transfer[eps]``:
     ``{"source": id, "ensemble_accuracy": a, "member_accuracy": {member: a}}``. Eps are floats.
     ``outcomes``: the per-image outcomes (:func:`paired_outcomes`), for the paired tests.
+    ``member_attack``: the attack behind ``member_adv`` (settings.member_attack), named in the texts.
     Returns A-GD vs D-AG, ensemble vs members under A-GD, under the strongest attack, and under
     black-box transfer.
     """
-    eps = sorted({float(e) for by in ensemble_adv.values() for e in by})
+    # one key per eps everywhere: evaluation.json writes eps keys with %g, its sets and table full floats
+    ensemble_adv = {r: _by_eps(by) for r, by in ensemble_adv.items()}
+    member_adv = {m: _by_eps(by) for m, by in member_adv.items()}
+    transfer = _by_eps(transfer or {})
+    oc = dict(outcomes or {})
+    for kind in ("ensemble", "member"):
+        oc[kind] = {name: _by_eps(by) for name, by in (oc.get(kind) or {}).items()}
+    oc["transfer"] = _by_eps(oc.get("transfer") or {})
+    eps = sorted({e for by in ensemble_adv.values() for e in by})
     members = list(member_adv)
-    oc = outcomes or {}
     ens_ok, mem_ok = oc.get("ensemble") or {}, oc.get("member") or None
     if "agd" in ensemble_adv and "dag" in ensemble_adv:
         agd, dag = ensemble_adv["agd"], ensemble_adv["dag"]
@@ -351,14 +373,16 @@ def ensemble_findings(
     if "agd" in ensemble_adv:
         keys = sorted(ensemble_adv["agd"])
         out.append(ensemble_robustness_finding("agd", keys, [ensemble_adv["agd"][e] for e in keys], member_rows(keys),
-                                               n=n, source=source, ensemble_ok=ens_ok.get("agd"), members_ok=mem_ok))
+                                               n=n, source=source, ensemble_ok=ens_ok.get("agd"), members_ok=mem_ok,
+                                               member_attack=member_attack))
     else:
         out.append(not_measured("ensemble_robustness", ENSEMBLE_CLAIM, ENSEMBLE_PAPER, "the evaluation did not run agd",
                                 source=source))
     strongest = [strongest_attack(ensemble_adv, e) for e in eps]
     worst_ok = {e: ens_ok[r][e] for r, e in zip(strongest, eps) if r and e in (ens_ok.get(r) or {})}
     out.append(worst_case_finding(eps, strongest, [ensemble_adv[r][e] if r else None for r, e in zip(strongest, eps)],
-                                  member_rows(eps), n=n, source=source, ensemble_ok=worst_ok or None, members_ok=mem_ok))
+                                  member_rows(eps), n=n, source=source, ensemble_ok=worst_ok or None, members_ok=mem_ok,
+                                  member_attack=member_attack))
     if transfer:
         keys = sorted(transfer)
         src = str(transfer[keys[0]].get("source", "?"))

@@ -208,7 +208,8 @@ def _section_robustness(run: Run) -> str:
                          ", ".join(f"{tb} {fmt_rate(a)}" for tb, a in others.items()) or "n/a",
                          *(f"{_rate_iv(pgd.get(m), piv.get(m))} ({fmt_ratio(ratio.get(m))})" for m in members)])
         out.append(_table(["attack", "eps", f"ensemble adv. acc. [95 %] (tie-break {tie})", "attack success",
-                           "same images, other tie-breaks", *(f"{m}: PGD acc. [95 %] (ratio)" for m in members)],
+                           "same images, other tie-breaks",
+                           *(f"{m}: {s.get('member_attack') or 'pgd'} acc. [95 %] (ratio)" for m in members)],
                           rows, num_from=1))
         transfer = d.get("transfer") or {}
         if transfer:
@@ -216,6 +217,8 @@ def _section_robustness(run: Run) -> str:
                       *(fmt_rate((t.get("member_accuracy") or {}).get(m)) for m in members)] for e, t in transfer.items()]
             out.append("<p>Black-box transfer (PGD on an outside model):</p>")
             out.append(_table(["eps", "source", "ensemble", *members], trows, num_from=2))
+        for step, why in (d.get("not_run") or {}).items():
+            out.append(f"<p>Not run: {_e(step)} ({_e(why)}).</p>")
     return "".join(out) + "</section>"
 
 

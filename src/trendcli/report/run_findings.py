@@ -58,7 +58,8 @@ def _matrix_findings(run: Run) -> list[Finding]:
 
 def evaluation_numbers(ev: EvaluationView) -> tuple[dict, dict, dict, int | None]:
     """What ensemble_findings takes, read from evaluation.json's table and transfer (eps as floats):
-    the vote's accuracy per rule and eps, each member's under PGD per eps, the transfer sets, n."""
+    the vote's accuracy per rule and eps, each member's under the member attack (PGD) per eps, the
+    transfer sets, n."""
     ensemble_adv: dict[str, dict[float, float | None]] = {}
     member_adv: dict[str, dict[float, float | None]] = {str(m): {} for m in ev.data["ensemble"]["members"]}
     for row in ev.data["table"]:
@@ -82,7 +83,8 @@ def _evaluation_findings(run: Run) -> list[Finding]:
         ensemble_adv, member_adv, transfer, n = evaluation_numbers(ev)
         src = str(ev.path.relative_to(run.path))
         found = ensemble_findings(ensemble_adv, member_adv, transfer, n=n, source=src,
-                                  outcomes=paired_outcomes(ev.data.get("sets") or []))
+                                  outcomes=paired_outcomes(ev.data.get("sets") or []),
+                                  member_attack=str((ev.data.get("settings") or {}).get("member_attack") or "pgd"))
         per_eval.append([f.tagged(ev.name if several else None) for f in found])
     return [f for group in zip(*per_eval) for f in group]
 
