@@ -155,8 +155,7 @@ def test_the_worst_case_protocol_runs_what_needs_no_gradients_of_the_black_box_m
     assert {f["flag"]: f for f in masking["ensemble"]}["not_monotone_steps"]["fired"] is None
 
 
-def test_design_over_a_square_matrix_takes_the_black_box_model_and_export_refuses_it(zoo, tmp_path):
-    from trendcli.deploy.export import export_ensemble
+def test_design_over_a_square_matrix_takes_the_black_box_model(zoo, tmp_path):
     from trendcli.ensemble.selection import run_design
     from trendcli.transfer.matrix import run_matrix
 
@@ -165,6 +164,43 @@ def test_design_over_a_square_matrix_takes_the_black_box_model_and_export_refuse
     assert matrix.matrix.tm.shape == (3, 3) and not np.isnan(matrix.matrix.tm[1, 0])  # b is a source of Square
     design = run_design(matrix.files["json"], 2, tmp_path / "ens.json", ["b"], tie_break="first")
     assert "b" in design.result.best.members
-    with pytest.raises(UsageError, match="member b is black-box .* cannot be traced into one ONNX graph"):
-        export_ensemble(tmp_path / "ens.json", tmp_path / "ens.onnx")
-    assert not (tmp_path / "ens.onnx").exists()
+
+
+def test_the_export_splices_the_black_box_file_into_the_one_graph(zoo, tmp_path):
+    import onnx
+
+    from trendcli.deploy.export import export_ensemble
+    from trendcli.deploy.runtime import OnnxEnsemble
+
+    path = export_ensemble(Ensemble.from_dirs(zoo["members"], tie_break="first"), tmp_path / "ens.onnx")
+    proto = onnx.load(str(path))
+    assert not [n for n in proto.graph.node if n.domain == "trendcli.blackbox"]  # every placeholder replaced
+    assert sum(n.name.startswith("blackbox0/") for n in proto.graph.node) == sum(1 for _ in onnx.load(str(zoo["onnx"])).graph.node)
+    test, idx = load_split("fashion_mnist", "test")
+    images, y = test.batch(idx[:LIMIT])
+    out = OnnxEnsemble(path, provider="cpu").predict(images.numpy())
+    labels = _labels_by_hand(zoo, images.numpy())
+    # member b inside the exported graph: the ONNX file's own logits on the z-scored images
+    expected_b = run_session(open_session(zoo["onnx"]), ((images.numpy() - MEAN) / STD).astype(np.float32))
+    np.testing.assert_allclose(out["member_logits"][:, 1], expected_b, rtol=1e-5, atol=1e-5)
+    assert out["member_labels"].tolist() == labels.tolist()
+    assert out["label"].tolist() == _first_vote(labels).tolist()
+
+
+def test_an_onnx_member_with_a_fixed_batch_cannot_join_the_export(zoo, tmp_path):
+    import warnings
+
+    from trendcli.deploy.export import export_ensemble
+    from trendcli.zoo.importing import import_model
+
+    from ..byo import COMMON, byo_package, train_mlp
+
+    with byo_package(tmp_path), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(train_mlp(5, 16), (torch.zeros(4, 1, 28, 28),), str(tmp_path / "fixed.onnx"), dynamo=False)
+    import_model(tmp_path / "fixed.onnx", tmp_path / "fixed", black_box=True, **COMMON)
+    with pytest.raises(UsageError) as exc:
+        export_ensemble([zoo["members"][0], tmp_path / "fixed"], tmp_path / "ens.onnx")
+    assert str(exc.value) == ("member fixed is an ONNX file with a fixed batch of 4; the exported ensemble takes any "
+                              "batch: export the model with a dynamic batch axis and import it again")
+    assert not list(tmp_path.glob("*ens.onnx*"))

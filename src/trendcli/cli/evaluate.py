@@ -132,7 +132,7 @@ def _ensemble_source(ensemble: Path | None, members: list[str]) -> tuple[object,
     from trendcli.errors import UsageError
 
     if (ensemble is None) == (not members):
-        raise UsageError("pass either --ensemble FILE or --members DIR,DIR,... (not both)")
+        raise UsageError("pass one of --ensemble FILE and --members DIR,DIR,...")
     if ensemble is not None:
         return ensemble, ensemble.stem
     from trendcli.ensemble.members import Ensemble

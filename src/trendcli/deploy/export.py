@@ -30,6 +30,7 @@ from trendcli.errors import FileAccessError, OnnxExportError, UsageError
 from trendcli.fsio import check_output, writable_dir
 from trendcli.progress import Progress
 from trendcli.zoo.model import TrendModel
+from trendcli.zoo.blackbox import PLACEHOLDER_DOMAIN
 from trendcli.zoo.files import check_compatible
 
 FORMAT = "trendcli-onnx-ensemble/1"
@@ -113,17 +114,6 @@ def deployed_member(model: TrendModel) -> TrendModel:
     return member
 
 
-def _check_white_box(models: Sequence[TrendModel]) -> None:
-    """UsageError naming the first black-box member: its network is an ONNX file run in
-    onnxruntime, which torch.onnx cannot trace into the ensemble's graph."""
-    from trendcli.zoo.blackbox import is_black_box
-
-    black = [m.name for m in models if is_black_box(m)]
-    if black:
-        raise UsageError(f"member {black[0]} is black-box (ONNX run in onnxruntime) and cannot be traced into one ONNX "
-                         "graph; export the white-box members, or import the model white-box (onnx2torch)")
-
-
 class EnsembleGraph(nn.Module):
     """The exported function: images [N, C, H, W] in [0, 1] -> label, votes, member_labels,
     member_logits (one TrendModel per member, per-image input quantization, then the vote)."""
@@ -133,15 +123,32 @@ class EnsembleGraph(nn.Module):
         if not models:
             raise UsageError("an ensemble needs at least one member")
         check_compatible(models)
-        _check_white_box(models)
         self.tie_break = check_export_tie_break(tie_break)
         self.members = nn.ModuleList([deployed_member(m) for m in models])
         self.spec = models[0].spec
+        self.black_box = _number_black_box(self.members, [m.name for m in models])
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = torch.stack([member(images) for member in self.members], 1)  # [N, K, classes]
         label, votes, member_labels = vote_tensors(logits, self.tie_break)
         return label, votes, member_labels, logits
+
+
+def _number_black_box(members: Sequence[nn.Module], names: Sequence[str]) -> dict[int, Path]:
+    """Give every black-box network of ``members`` its placeholder slot; slot -> its ONNX file
+    (trendcli.deploy.splice puts the file's graph where the placeholder is). A file that cannot
+    be spliced is a UsageError here, before any tracing."""
+    from trendcli.deploy.splice import check_spliceable
+    from trendcli.zoo.blackbox import OnnxRuntimeNetwork
+
+    files: dict[int, Path] = {}
+    for member, name in zip(members, names):
+        for net in member.modules():
+            if isinstance(net, OnnxRuntimeNetwork):
+                check_spliceable(net.path, name)
+                net.export_slot = len(files)
+                files[net.export_slot] = net.path
+    return files
 
 
 def _resolve(
@@ -250,6 +257,7 @@ def export_graph(graph: EnsembleGraph, path: Path, opset: int) -> None:
             output_names=list(OUTPUT_NAMES),
             dynamic_axes=axes,
             do_constant_folding=True,
+            custom_opsets={PLACEHOLDER_DOMAIN: 1} if graph.black_box else None,
         )
 
 
@@ -288,6 +296,10 @@ def export_ensemble(
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise OnnxExportError(f"torch.onnx.export failed for opset {opset}: {first_line}") from exc
         proto = onnx.load(str(tmp))
+        if graph.black_box:
+            from trendcli.deploy.splice import splice_black_box
+
+            proto = splice_black_box(proto, graph.black_box, int(opset))
         proto.producer_name = "trendcli"
         proto.producer_version = meta["trendcli_version"]
         proto.doc_string = (

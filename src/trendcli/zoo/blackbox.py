@@ -61,6 +61,26 @@ def run_session(session, x: np.ndarray) -> np.ndarray:
     return np.concatenate(outs)
 
 
+#: The placeholder a black-box network leaves in a traced graph (trendcli.deploy.splice replaces it).
+PLACEHOLDER_DOMAIN = "trendcli.blackbox"
+PLACEHOLDER_OP = "Member"
+
+
+class _Placeholder(torch.autograd.Function):
+    """Under torch.onnx.export: one ``trendcli.blackbox::Member`` node (attributes ``slot`` and
+    ``classes``) where the ONNX file's graph goes; the traced value is zeros [N, classes]."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, slot: int, classes: int) -> torch.Tensor:
+        return x.new_zeros(x.shape[0], classes)
+
+    @staticmethod
+    def symbolic(g, x, slot: int, classes: int):
+        out = g.op(f"{PLACEHOLDER_DOMAIN}::{PLACEHOLDER_OP}", x, slot_i=slot, classes_i=classes)
+        out.setType(x.type().with_sizes([None, classes]))
+        return out
+
+
 class OnnxRuntimeNetwork(nn.Module):
     """The network of a black-box member: ``forward`` runs the ONNX file in onnxruntime (CPU).
 
@@ -76,7 +96,13 @@ class OnnxRuntimeNetwork(nn.Module):
         self.session = open_session(self.path)
         self.anchor = nn.Parameter(torch.zeros(0), requires_grad=False)
 
+    #: Set by the ONNX export: which black-box network of the ensemble this is (its placeholder's slot).
+    export_slot: int | None = None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.onnx.is_in_onnx_export() and self.export_slot is not None:
+            probe = np.zeros((1, *x.shape[1:]), np.float32)
+            return _Placeholder.apply(x, self.export_slot, int(run_session(self.session, probe).shape[1]))
         if x.requires_grad and torch.is_grad_enabled():
             raise UsageError(black_box_message(self.label))
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()
