@@ -41,8 +41,10 @@ def test_attack_commands_share_the_option_types(command):
                  "--device", "--split", "--data-dir", "--force", "--json"):
         assert flag in options, f"trend {command} has no {flag}"
     for flag, text in options.items():
-        # `attack --method` also takes ensemble rules, `evaluate --attack` only those: their own options
-        if flag in shared and (command, flag) not in {("attack", "--method"), ("evaluate", "--attack")}:
+        # `attack --method` also takes ensemble rules, `evaluate --attack` only those: their own options;
+        # `--model` is the attacked model in attack and matrix, a member (MemberDirs) in evaluate and export
+        own = {("attack", "--method"), ("evaluate", "--attack"), ("attack", "--model"), ("matrix", "--model")}
+        if flag in shared and (command, flag) not in own:
             assert text in shared[flag], f"trend {command} {flag} re-declares the shared option"
 
 

@@ -122,16 +122,16 @@ def test_a_gradient_attack_on_an_ensemble_with_a_black_box_member_is_one_clear_e
 
 
 def test_the_cli_evaluates_member_directories_and_refuses_a_gradient_rule(zoo, tmp_path, capsys):
-    dirs = ",".join(str(d) for d in zoo["members"])
+    dirs = [arg for d in zoo["members"] for arg in ("--model", str(d))]
     common = ["--eps", str(EPS), "--limit", str(LIMIT), "--transfer-from", str(zoo["source"]), "--square-queries", "40",
               "--tie-break", "first", "--store", str(tmp_path / "adv"), "--device", "cpu"]
     with pytest.raises(SystemExit) as exit_:
-        main(["evaluate", "--members", dirs, "--attack", "agd", *common, "--out", str(tmp_path / "refused")])
+        main(["evaluate", *dirs, "--attack", "agd", *common, "--out", str(tmp_path / "refused")])
     err = capsys.readouterr().err
     assert exit_.value.code != 0 and "model b is black-box" in err and "Traceback" not in err
     assert not (tmp_path / "refused").exists()
     with pytest.raises(SystemExit) as exit_:
-        main(["evaluate", "--members", dirs, *common, "--out", str(tmp_path / "out")])
+        main(["evaluate", *dirs, *common, "--out", str(tmp_path / "out")])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "not run: domination" in out and "square" in out

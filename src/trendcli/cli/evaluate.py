@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from trendcli.cli import options as ao
-from trendcli.cli.options import parse_names, parse_number
+from trendcli.cli.options import parse_number
 from trendcli.cli.render import RichProgress, console, fmt, print_json
 
 
@@ -65,7 +65,7 @@ def _print_worst_case(worst: dict, masking: dict) -> None:
 
 def evaluate_cmd(
     ensemble: Annotated[Optional[Path], typer.Option("--ensemble", help="Ensemble JSON (from `trend design`).")] = None,
-    members: Annotated[Optional[list[str]], typer.Option("--members", help="Instead of --ensemble: the member model directories (comma list or repeated), e.g. your own `trend import`s.")] = None,
+    model: ao.MemberDirs = None,
     attack: Annotated[Optional[str], typer.Option("--attack", help="Ensemble attacks, comma list: direction rules (agd, ugd, dag, empir, eadg) and adaptive attacks (apgd, apgd_t, square). Default agd,ugd,dag,empir; square when a member is black-box.")] = None,
     member_attack: Annotated[Optional[str], typer.Option("--member-attack", help="The attack on each member alone: pgd (default) or square (default when a member is black-box).")] = None,
     eps: ao.EpsList = "0.002,0.005,0.01,0.02,0.03",
@@ -101,7 +101,7 @@ def evaluate_cmd(
     from trendcli.ensemble.evaluation import PLOT_FILES, EvalConfig, evaluate
     from trendcli.ensemble.worst_case import WorstCaseConfig
 
-    source, name = _ensemble_source(ensemble, parse_names(members))
+    source, name = _ensemble_source(ensemble, list(model or []))
     config = EvalConfig(
         attacks=None if attack is None else tuple(a.strip() for a in attack.split(",") if a.strip()),
         member_attack=member_attack,
@@ -127,17 +127,17 @@ def evaluate_cmd(
     _print_evaluation(data, config.split, out_dir)
 
 
-def _ensemble_source(ensemble: Path | None, members: list[str]) -> tuple[object, str]:
+def _ensemble_source(ensemble: Path | None, members: list[Path]) -> tuple[object, str]:
     """What to evaluate (an ensemble file, or an Ensemble of model directories) and its name."""
     from trendcli.errors import UsageError
 
     if (ensemble is None) == (not members):
-        raise UsageError("pass one of --ensemble FILE and --members DIR,DIR,...")
+        raise UsageError("pass one of --ensemble FILE and --model DIR (repeated)")
     if ensemble is not None:
         return ensemble, ensemble.stem
     from trendcli.ensemble.members import Ensemble
 
-    ens = Ensemble.from_dirs([Path(m) for m in members])
+    ens = Ensemble.from_dirs(members)
     return ens, "+".join(ens.ids)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -14,9 +14,7 @@ from trendcli.cli.render import RichProgress, console, fmt, print_json
 def export_cmd(
     out: Annotated[Path, typer.Option("--out", help="ONNX file to write.")],
     ensemble: Annotated[Optional[Path], typer.Option("--ensemble", help="Ensemble JSON (from `trend design`).")] = None,
-    model: Annotated[
-        Optional[List[Path]], typer.Option("--model", help="A member's model directory (repeat; instead of --ensemble).")
-    ] = None,
+    model: ao.MemberDirs = None,
     opset: Annotated[int, typer.Option(help="ONNX opset, 13..20.")] = 17,
     tie_break: Annotated[
         Optional[str],

@@ -51,6 +51,7 @@ Force = Annotated[bool, typer.Option("--force", help="Regenerate adversarial set
 Layout = Annotated[str, typer.Option("--layout", help="Memory layout of the attacked models: auto (channels_last for conv nets, else contiguous), contiguous or channels_last; part of the set's key.")]
 PerImage = Annotated[Optional[bool], typer.Option("--per-image/--per-batch", help="Members' Qb statistics per image (deployed form) or per minibatch (default: as trained).")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of tables.")]
+MemberDirs = Annotated[Optional[list[Path]], typer.Option("--model", help="A member's model directory (repeat; instead of --ensemble), e.g. your own `trend import`.")]
 
 
 def parse_number(text: str, option: str) -> float:
