@@ -16,6 +16,14 @@ needs_fmnist = pytest.mark.skipif(
 )
 
 
+def sigint_default() -> None:
+    """``preexec_fn`` of a child a test interrupts: SIGINT back to its default, whatever the test
+    runner inherited (a shell starts background jobs with SIGINT ignored, and children keep that)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _threads():
     torch.set_num_threads(2)

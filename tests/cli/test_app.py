@@ -14,7 +14,7 @@ import pytest
 from trendcli.cli import interrupted_message
 from trendcli.cli.app import COMMANDS, app
 
-from ..conftest import needs_fmnist
+from ..conftest import needs_fmnist, sigint_default
 
 HEAVY = ("torch", "torchvision", "onnx", "onnxruntime", "h5py")
 
@@ -67,7 +67,7 @@ def test_sigint_during_training_prints_the_resume_command_and_exits_130(tmp_path
     out = tmp_path / "m"
     argv = ["train", "--epochs", "200", "--limit-train", "256", "--device", "cpu", "--out", str(out)]
     proc = subprocess.Popen([trend_script(), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=sigint_default)
     try:
         for line in proc.stderr:  # epoch 2 logged: epoch 1's checkpoint is written
             if line.startswith("epoch 2/"):

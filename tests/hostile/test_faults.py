@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import sigint_default
+
 pytestmark = pytest.mark.slow
 
 TREND = str(Path(sys.executable).parent / "trend")
@@ -22,7 +24,7 @@ TRAIN = ["train", "--epochs", "2", "--limit-train", "256", "--batch-size", "64",
 
 def _start(argv, cwd) -> subprocess.Popen:
     return subprocess.Popen([TREND, *map(str, argv)], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=sigint_default)
 
 
 def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 120.0) -> None:
