@@ -241,3 +241,21 @@ def test_evaluate_end_to_end_and_from_the_cache(trained, capsys):
     again = json.loads((root / "cli" / "evaluation.json").read_text())
     assert all(s["cached"] for s in again["sets"])
     assert again["table"] == data["table"]
+
+
+def test_defaults_resolve_for_white_box_and_black_box_members():
+    from trendcli.ensemble.worst_case import WorstCaseConfig
+
+    white = EvalConfig().validated().for_members([])
+    assert white.attacks == ("agd", "ugd", "dag", "empir") and white.member_attack == "pgd" and white.size_attack == "agd"
+    cfg = EvalConfig(seed=3, worst_case=WorstCaseConfig(square_queries=50)).validated()
+    black = cfg.for_members(["b"])
+    assert black.attacks == ("square",) and black.member_attack == "square" and black.size_attack == "square"
+    assert black.attack_params(0.03, "square") == {"eps": 0.03, "n_queries": 50, "seed": 3}
+    # Square on a white-box ensemble, members still under PGD
+    mixed = EvalConfig(attacks=("agd", "square")).validated().for_members([])
+    assert mixed.attacks == ("agd", "square") and mixed.member_attack == "pgd"
+    with pytest.raises(UsageError, match="model b is black-box .*; pgd needs gradients"):
+        EvalConfig(member_attack="pgd").validated().for_members(["b"])
+    with pytest.raises(UsageError, match="unknown member attack 'fgsm'; known: pgd, square"):
+        EvalConfig(member_attack="fgsm").validated()

@@ -99,7 +99,7 @@ class EvalConfig:
 
     #: direction rules and/or ensemble adaptive attacks (ADAPTIVE); None: DEFAULT_ATTACKS, or
     #: BLACK_BOX_ATTACKS when a member is black-box (resolved by for_members)
-    attacks: tuple[str, ...] | None = DEFAULT_ATTACKS
+    attacks: tuple[str, ...] | None = None
     member_attack: str | None = None  # one of MEMBER_ATTACKS; None: pgd, or square when a member is black-box
     eps: tuple[float, ...] = DEFAULT_EPS
     alpha: float = 0.01
