@@ -106,7 +106,7 @@ def test_transfer_and_square_on_an_ensemble_with_a_black_box_member(zoo, tmp_pat
     claims = data["claims"]
     assert claims["agd_beats_dag_at_small_eps"]["verdict"] == "not measured"
     assert claims["ensemble_beats_members_black_box"]["verdict"] in ("holds", "does not hold", "inconclusive")
-    assert "square on each member" in claims["ensemble_beats_members_worst_case"]["this_run"]
+    assert "Square on each member" in claims["ensemble_beats_members_worst_case"]["this_run"]
 
 
 @pytest.mark.parametrize("kw, needs", [({"attacks": ("agd",)}, "agd"), ({"member_attack": "pgd"}, "pgd")])

@@ -123,4 +123,4 @@ def test_an_eps_like_8_255_meets_its_json_key_so_the_paired_test_decides():
     for f in (worst, black_box):
         assert f.verdict == "holds" and f.result.test.startswith("exact McNemar")
         assert f.result.p_value == pytest.approx(2 * 0.5 ** 10)
-    assert "square on each member" in worst.this_run
+    assert "Square on each member" in worst.this_run

@@ -246,6 +246,11 @@ def _beats_members(
     return Finding(key, claim, paper, text, result, values, source)
 
 
+def _shown(attack: str) -> str:
+    """An attack's name as the findings write it (the papers' PGD, Square)."""
+    return {"pgd": "PGD", "square": "Square"}.get(attack, attack)
+
+
 def ensemble_robustness_finding(
     attack: str,
     eps: Sequence[float],
@@ -273,7 +278,7 @@ def ensemble_robustness_finding(
     """
     return _beats_members("ensemble_robustness", ENSEMBLE_CLAIM, ENSEMBLE_PAPER, eps, [attack] * len(eps),
                           ensemble_adv, members_adv, paper_eps, n, source,
-                          f"ensemble attack vs {member_attack} on each member", ensemble_ok, members_ok)
+                          f"ensemble attack vs {_shown(member_attack)} on each member", ensemble_ok, members_ok)
 
 
 def worst_case_finding(
@@ -293,7 +298,7 @@ def worst_case_finding(
     outcomes). Same rule."""
     return _beats_members("ensemble_robustness_worst_case", WORST_CASE_CLAIM, WORST_CASE_PAPER, eps, attacks,
                           ensemble_adv, members_adv, paper_eps, n, source,
-                          f"strongest ensemble attack vs {member_attack} on each member", ensemble_ok, members_ok)
+                          f"strongest ensemble attack vs {_shown(member_attack)} on each member", ensemble_ok, members_ok)
 
 
 def black_box_finding(
