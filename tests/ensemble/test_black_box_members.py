@@ -204,3 +204,11 @@ def test_an_onnx_member_with_a_fixed_batch_cannot_join_the_export(zoo, tmp_path)
     assert str(exc.value) == ("member fixed is an ONNX file with a fixed batch of 4; the exported ensemble takes any "
                               "batch: export the model with a dynamic batch axis and import it again")
     assert not list(tmp_path.glob("*ens.onnx*"))
+
+
+def test_a_direction_rule_on_models_with_a_black_box_one_names_the_member(zoo, tmp_path):
+    from trendcli.adversarial.generate import attack
+
+    with pytest.raises(UsageError) as exc:
+        attack(zoo["members"][:2], "agd", {"eps": EPS, "steps": 2}, limit=8, device="cpu", store=tmp_path / "adv")
+    assert str(exc.value) == "model b is black-box (ONNX run in onnxruntime): use a transfer or gradient-free attack (square)"

@@ -172,7 +172,7 @@ class EvalConfig:
         member_attack = self.member_attack or ("square" if black_box else "pgd")
         cfg = replace(self, attacks=attacks, member_attack=member_attack).validated()
         if black_box:
-            from trendcli.zoo.blackbox import black_box_message
+            from trendcli.zoo.blackbox import black_box_message, needs_gradients
 
             gradient = [a for a in (*cfg.attacks, cfg.member_attack) if needs_gradients(a)]
             if gradient:
@@ -187,16 +187,6 @@ class EvalConfig:
         if method in ADAPTIVE:
             return {**replace(self.worst_case, eps=eps).params(method), "seed": self.seed}
         return {"eps": eps, "alpha": self.alpha, "steps": self.steps, "random_start": self.random_start, "seed": self.seed}
-
-
-def needs_gradients(method: str) -> bool:
-    """Whether ensemble or member attack ``method`` differentiates (direction rules always do)."""
-    from trendcli.registry import get_registry
-    from trendcli.zoo import blackbox
-
-    if method in get_registry().names("direction rule"):
-        return True
-    return blackbox.needs_gradients(method)
 
 
 def _stream_logits(

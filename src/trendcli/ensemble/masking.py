@@ -154,8 +154,8 @@ def measure_masking(st: Any, worst: Mapping[str, Any], outcomes: Mapping[str, An
     comes from the evaluation's own sets. A probe that needs gradients of a black-box model is
     not measured, with the reason.
     """
-    from trendcli.ensemble.evaluation import needs_gradients
     from trendcli.ensemble.worst_case import suite_set
+    from trendcli.zoo.blackbox import gradient_block, needs_gradients
 
     cfg, wc = st.cfg, st.cfg.worst_case.validated(st.cfg.eps, st.spec.num_classes)
     n = min(wc.masking_images, st.n)
@@ -167,8 +167,9 @@ def measure_masking(st: Any, worst: Mapping[str, Any], outcomes: Mapping[str, An
                     f"{rule} at 3 step counts")
 
     def large_eps(source: Any, attack: str, black_box: Sequence[str]) -> dict[str, Any]:
-        if black_box and needs_gradients(attack):
-            return not_measured("large_eps_short", f"{attack} needs gradients; {', '.join(black_box)} black-box")
+        why = gradient_block(attack, black_box)
+        if why:
+            return not_measured("large_eps_short", why)
         params = big if needs_gradients(attack) else cfg.attack_params(wc.large_eps, attack)
         return flag_large_eps_short(~suite_set(st, source, attack, params, n)["ok"], wc.large_eps, attack)
 
@@ -196,13 +197,14 @@ def measure_masking(st: Any, worst: Mapping[str, Any], outcomes: Mapping[str, An
 
 def _steps_flag(st: Any, rule: str, steps: Sequence[int], eps: float, n: int) -> dict[str, Any]:
     """not_monotone_steps of the size attack ``rule`` on the ensemble at ``eps`` (a gradient attack's steps)."""
-    from trendcli.ensemble.evaluation import needs_gradients
     from trendcli.ensemble.worst_case import suite_set
+    from trendcli.zoo.blackbox import gradient_block, needs_gradients
 
     if not needs_gradients(rule):
         return not_measured("not_monotone_steps", f"{rule} has no steps (a query budget instead)")
-    if st.black_box:
-        return not_measured("not_monotone_steps", f"{rule} needs gradients; {', '.join(st.black_box)} black-box")
+    why = gradient_block(rule, st.black_box)
+    if why:
+        return not_measured("not_monotone_steps", why)
     by_steps = []
     for k in steps:
         got = suite_set(st, st.models, rule, {**st.cfg.attack_params(eps), "steps": k}, n)

@@ -116,12 +116,8 @@ def check_claims(
     the paired tests (trendcli.report.ensemble_findings.paired_outcomes).
     """
 
-    def floats(by: dict[str, Any]) -> dict[float, Any]:
-        return {float(e): v for e, v in by.items()}
-
-    found = ensemble_findings({r: floats(by) for r, by in ensemble_adv.items()},
-                              {m: floats(by) for m, by in member_adv.items()}, floats(transfer or {}), n=n,
-                              outcomes=paired_outcomes(sets) if sets else None, member_attack=member_attack)
+    found = ensemble_findings(ensemble_adv, member_adv, transfer, n=n, outcomes=paired_outcomes(sets) if sets else None,
+                              member_attack=member_attack)
     claims: dict[str, Any] = {}
     for f in found:
         entry = {k: v for k, v in f.to_dict().items() if k not in ("values", "source")}

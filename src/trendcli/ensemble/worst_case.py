@@ -245,6 +245,8 @@ def run_worst_case(st: Any, clean: Mapping[str, Any]) -> tuple[dict[str, Any], d
     the per-image outcomes ``{"ensemble": {attack: ok}, "members": {member: {attack: ok}}}``
     (bool arrays, for the masking flags).
     """
+    from trendcli.zoo.blackbox import gradient_block
+
     wc: WorstCaseConfig = st.cfg.worst_case.validated(st.cfg.eps, st.spec.num_classes)
     n = min(wc.limit or st.n, st.n)
     eps = wc.eps
@@ -265,7 +267,7 @@ def run_worst_case(st: Any, clean: Mapping[str, Any]) -> tuple[dict[str, Any], d
     for name in (a for a in ADAPTIVE if a in wc.suite):
         params = st.cfg.attack_params(eps, name)
         st.progress.log(f"worst case: {name} ({', '.join(f'{k}={v:g}' if isinstance(v, float) else f'{k}={v}' for k, v in params.items())})")
-        why = _no_gradients(st, name, st.black_box)
+        why = gradient_block(name, st.black_box)
         if why:
             not_run[f"{name} on the ensemble"] = why
         elif name not in ens_ok:  # not already one of the evaluation's ensemble attacks
@@ -273,7 +275,7 @@ def run_worst_case(st: Any, clean: Mapping[str, Any]) -> tuple[dict[str, Any], d
             ens_ok[name] = got["ok"]
             sets["ensemble"].append(_record(name, got))
         for model, m in zip(st.models, st.ids):
-            why = _no_gradients(st, name, [m] if m in st.black_box else [])
+            why = gradient_block(name, [m] if m in st.black_box else [])
             if why:
                 not_run[f"{name} on {m}"] = why
             elif name not in mem_ok[m]:
@@ -304,15 +306,6 @@ def run_worst_case(st: Any, clean: Mapping[str, Any]) -> tuple[dict[str, Any], d
                      "definition": "robust accuracy = share of the images right clean and after every attack of the suite",
                      "not_run": not_run, "ensemble": ensemble, "members": members, "claim": claim}), \
         {"ensemble": ens_ok, "members": mem_ok}
-
-
-def _no_gradients(st: Any, attack: str, black_box: Sequence[str]) -> str | None:
-    """Why ``attack`` cannot run on models holding the black-box ``black_box`` (None: it can)."""
-    from trendcli.ensemble.evaluation import needs_gradients
-
-    if black_box and needs_gradients(attack):
-        return f"{attack} needs gradients; {', '.join(black_box)} black-box (ONNX run in onnxruntime)"
-    return None
 
 
 def _sliced_member(st: Any, member: str, eps: float, n: int) -> dict[str, Any]:

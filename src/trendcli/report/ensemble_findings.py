@@ -346,7 +346,8 @@ def ensemble_findings(
 
     ``ensemble_adv[rule][eps]``: the vote's adversarial accuracy under that ensemble attack;
     ``member_adv[member][eps]``: the member's under white-box PGD on itself; ``transfer[eps]``:
-    ``{"source": id, "ensemble_accuracy": a, "member_accuracy": {member: a}}``. Eps are floats.
+    ``{"source": id, "ensemble_accuracy": a, "member_accuracy": {member: a}}``. Eps keys are
+    floats or evaluation.json's eps keys; all meet as float(eps_key(eps)).
     ``outcomes``: the per-image outcomes (:func:`paired_outcomes`), for the paired tests.
     ``member_attack``: the attack behind ``member_adv`` (settings.member_attack), named in the texts.
     Returns A-GD vs D-AG, ensemble vs members under A-GD, under the strongest attack, and under

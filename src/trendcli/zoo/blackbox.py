@@ -126,12 +126,23 @@ GRADIENT_FREE = ("square",)
 
 
 def needs_gradients(method: str) -> bool:
-    """Whether attack ``method`` differentiates through the model (every attack but the gradient-free ones)."""
+    """Whether attack or ensemble direction rule ``method`` differentiates through the models
+    (every attack but the gradient-free ones; every direction rule)."""
     from trendcli.registry import canonical, get_registry
 
     name = canonical(method)
-    factory = get_registry().factory("attack", name)
+    registry = get_registry()
+    if name in registry.names("direction rule"):
+        return True
+    factory = registry.factory("attack", name)
     return not getattr(factory, "gradient_free", name in GRADIENT_FREE)
+
+
+def gradient_block(method: str, black_box: Sequence[str]) -> str | None:
+    """Why ``method`` cannot run on models among which ``black_box`` (ids) are black-box; None when it can."""
+    if black_box and needs_gradients(method):
+        return f"{method} needs gradients; {', '.join(black_box)} black-box (ONNX run in onnxruntime)"
+    return None
 
 
 def check_attackable(method: str, models: Sequence[tuple[nn.Module, str]]) -> None:
